@@ -1,0 +1,316 @@
+"""Differential tests: the compiled kernels against their pure-Python twin, in one process.
+
+For generated arguments both must return equal results, or raise the same
+exception type with the same message.
+"""
+
+from __future__ import annotations
+
+import collections
+import decimal
+import importlib
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastsess._speedups_py as twin
+
+
+def _flag(name: str) -> bool:
+    """An env switch read as fastsess._impl reads it ("", "0", "false", "no": unset)."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+if _flag("FASTSESS_PURE_PYTHON"):
+    pytest.skip("FASTSESS_PURE_PYTHON is set", allow_module_level=True)
+try:
+    native = importlib.import_module("fastsess._speedups")
+except ImportError as e:
+    if _flag("FASTSESS_REQUIRE_EXTENSION"):
+        raise
+    pytest.skip(f"fastsess._speedups is not importable: {e}", allow_module_level=True)
+
+pytestmark = pytest.mark.native
+
+diff_settings = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+
+
+def outcome(fn, *args):
+    """What calling ``fn(*args)`` gives: ("ok", result) or ("raised", type, message)."""
+    try:
+        return ("ok", fn(*args))
+    except Exception as e:  # noqa: BLE001 - the exception is the outcome
+        return ("raised", type(e), str(e))
+
+
+def both(name, make_args):
+    """Outcomes of kernel ``name`` in both modules, each with fresh arguments."""
+    return outcome(getattr(native, name), *make_args()), outcome(getattr(twin, name), *make_args())
+
+
+def ordered(result):
+    """Dicts in a result as item lists, so that key order is compared too."""
+    if isinstance(result, dict):
+        return list(result.items())
+    if isinstance(result, list):
+        return [ordered(r) for r in result]
+    return result
+
+
+# -- odd values: types whose isinstance()/len() run Python code ---------------
+
+
+class Text(str):
+    """A plain str subclass."""
+
+
+class HugeText(str):
+    """A str whose len() is far beyond any real string (exercises big sizes)."""
+
+    def __len__(self):
+        return 2**62 + 7
+
+
+class LooksLikeBytes:
+    """Not bytes, but isinstance(x, bytes) is True through __class__."""
+
+    __class__ = bytes  # type: ignore[assignment]
+
+    def __len__(self):
+        return 5
+
+    def __eq__(self, other):
+        return other is self
+
+    __hash__ = object.__hash__
+
+
+Pair = collections.namedtuple("Pair", "a b")
+
+chars = st.one_of(
+    st.characters(),
+    st.sampled_from(['"', "`", "\x00", ".", "é", "\ud800", "a", "b"]),
+)
+texts = st.text(alphabet=chars, max_size=8)
+values = st.one_of(
+    texts,
+    st.integers(),
+    st.floats(),
+    st.none(),
+    st.booleans(),
+    st.binary(max_size=8),
+    st.binary(max_size=8).map(bytearray),
+    st.decimals(allow_nan=False),
+    texts.map(Text),
+    st.just(HugeText("h")),
+    st.builds(LooksLikeBytes),
+)
+# Names that are mostly valid identifiers, often repeated.
+idents = st.one_of(
+    st.sampled_from(["a", "b", "c", "id", "name"]),
+    st.text(alphabet=st.sampled_from('ab"`\x00é. '), min_size=0, max_size=4),
+    st.text(alphabet="aé", min_size=60, max_size=66),
+)
+dialects = st.sampled_from(["postgresql", "mysql", "oracle"])
+max_params_st = st.one_of(
+    st.integers(-2, 30),
+    st.just(65535),
+    st.integers(2**63 - 3, 2**70),
+    st.floats(0.5, 40),
+    st.booleans(),
+    st.decimals(1, 40, places=0),
+)
+max_bytes_st = st.one_of(
+    st.just(0),
+    st.none(),
+    st.integers(-5, 700),
+    st.integers(2**62, 2**130),
+    st.floats(-1, 700),
+    st.booleans(),
+)
+
+
+def shaped(row, kind):
+    """``row`` (a list) as a tuple, list, namedtuple, str or bare iterator."""
+    if kind == "tuple":
+        return tuple(row)
+    if kind == "list":
+        return list(row)
+    if kind == "pair" and len(row) == 2:
+        return Pair(*row)
+    if kind == "str":
+        return "".join(str(v)[:1] or "x" for v in row)
+    if kind == "iter":
+        return iter(row)
+    return tuple(row)
+
+
+row_kinds = st.sampled_from(["tuple", "tuple", "list", "pair", "str", "iter"])
+
+
+# -- rows -----------------------------------------------------------------------
+
+
+@diff_settings
+@given(
+    names=st.lists(st.one_of(idents, st.integers(0, 3), st.just(["unhashable"])), max_size=6),
+    data=st.data(),
+)
+def test_row_to_dict_same(names, data):
+    n = len(names)
+    row = data.draw(st.lists(values, min_size=max(0, n - 1), max_size=n + 1))
+    kind = data.draw(row_kinds)
+    names_kind = data.draw(st.sampled_from(["list", "tuple"]))
+
+    def args():
+        return shaped(names, names_kind), shaped(row, kind)
+
+    got, want = both("row_to_dict", args)
+    assert ordered(got) == ordered(want)
+
+
+@diff_settings
+@given(
+    names=st.lists(st.one_of(idents, st.integers(0, 3)), max_size=6),
+    data=st.data(),
+)
+def test_rows_to_dicts_same(names, data):
+    n = len(names)
+    rows = data.draw(
+        st.lists(
+            st.tuples(
+                st.lists(values, min_size=n, max_size=n)
+                | st.lists(values, max_size=n + 1),
+                row_kinds,
+            ),
+            max_size=6,
+        )
+    )
+    names_kind = data.draw(st.sampled_from(["list", "tuple"]))
+    rows_kind = data.draw(st.sampled_from(["list", "iter"]))
+
+    def args():
+        made = [shaped(r, k) for r, k in rows]
+        return shaped(names, names_kind), (made if rows_kind == "list" else iter(made))
+
+    got, want = both("rows_to_dicts", args)
+    assert ordered(got) == ordered(want)
+
+
+# -- identifiers ----------------------------------------------------------------
+
+
+@diff_settings
+@given(
+    dialect=st.one_of(dialects, st.integers(), st.just(["postgresql"])),
+    name=st.one_of(idents, texts, texts.map(Text), st.integers(), st.none(), st.binary()),
+)
+def test_quote_identifier_same(dialect, name):
+    got, want = both("quote_identifier", lambda: (dialect, name))
+    assert got == want
+
+
+@diff_settings
+@given(
+    dialect=dialects,
+    table=st.one_of(
+        st.lists(idents, min_size=1, max_size=3).map(".".join),
+        texts,
+        st.integers(),
+        st.none(),
+    ),
+)
+def test_quote_table_same(dialect, table):
+    got, want = both("quote_table", lambda: (dialect, table))
+    assert got == want
+
+
+# -- statement builders ---------------------------------------------------------
+
+
+def _builder_args(data, max_columns):
+    """Arguments for build_insert/build_delete, mostly valid so that most calls
+    get as far as chunking; the rest probe the checks."""
+    valid = data.draw(st.integers(0, 9)) < 8
+    if valid:
+        dialect = data.draw(st.sampled_from(["postgresql", "mysql"]))
+        table = data.draw(st.sampled_from(["t", "s.t", "tablé"]))
+        column_names = st.sampled_from(["a", "b", "c", "é", "a b", 'x"y', "x`y"])
+        columns = data.draw(st.lists(column_names, min_size=1, max_size=max_columns))
+        max_params = data.draw(st.one_of(st.integers(1, 30), max_params_st))
+        kinds = st.sampled_from(["tuple", "tuple", "list", "pair", "str"])
+    else:
+        dialect = data.draw(dialects)
+        table = data.draw(st.one_of(st.sampled_from(["t", "s.t", "tablé"]), idents))
+        columns = data.draw(st.lists(idents, max_size=max_columns))
+        max_params = data.draw(max_params_st)
+        kinds = row_kinds
+    width = len(columns)
+    rows = data.draw(
+        st.lists(
+            st.tuples(
+                st.lists(values, min_size=width, max_size=width)
+                if valid
+                else st.lists(values, max_size=width + 1),
+                kinds,
+            ),
+            max_size=12,
+        )
+    )
+    max_bytes = data.draw(st.one_of(st.integers(100, 2000), max_bytes_st))
+    rows_kind = data.draw(st.sampled_from(["list", "tuple", "iter"]))
+
+    def args():
+        made = [shaped(r, k) for r, k in rows]
+        made = {"list": made, "tuple": tuple(made), "iter": iter(made)}[rows_kind]
+        return dialect, table, list(columns), made, max_params, max_bytes
+
+    return args
+
+
+@diff_settings
+@given(data=st.data())
+def test_build_insert_same(data):
+    got, want = both("build_insert", _builder_args(data, 4))
+    assert got == want
+
+
+@diff_settings
+@given(data=st.data())
+def test_build_delete_same(data):
+    got, want = both("build_delete", _builder_args(data, 3))
+    assert got == want
+
+
+@diff_settings
+@given(
+    width=st.integers(1, 4),
+    n=st.integers(0, 40),
+    max_params=st.integers(1, 20),
+    max_bytes=st.integers(1, 2000),
+    text_len=st.integers(0, 30),
+)
+def test_build_insert_chunking_same(width, n, max_params, max_bytes, text_len):
+    # Valid input at scale, so that chunk boundaries themselves are compared.
+    columns = [f"c{i}" for i in range(width)]
+    rows = [tuple("x" * ((i + j) % (text_len + 1)) for j in range(width)) for i in range(n)]
+    for mb in (0, max_bytes):
+        got, want = both("build_insert", lambda: ("mysql", "t", columns, rows, max_params, mb))
+        assert got == want
+        got, want = both("build_delete", lambda: ("mysql", "t", columns, rows, max_params, mb))
+        assert got == want
+
+
+def test_huge_lengths_same():
+    # len() far beyond 2**64 bytes once scaled: sizes must not wrap around.
+    rows = [(HugeText("a"),), ("b",)]
+    for max_bytes in (1000, 2**64, 2**66, 2**70, 10**40):
+        args = ("mysql", "t", ["a"], rows, 10, max_bytes)
+        assert outcome(native.build_insert, *args) == outcome(twin.build_insert, *args)
+
+
+def test_decimal_max_params_same():
+    args = ("mysql", "t", ["a"], [(1,), (2,), (3,)], decimal.Decimal(2), 500)
+    assert outcome(native.build_insert, *args) == outcome(twin.build_insert, *args)
