@@ -1,0 +1,229 @@
+"""``fastsess bench``: fastsess against the raw drivers, side by side, as ratios.
+
+Each scenario runs every stack in interleaved rounds (A B C, then the order
+rotated), after an untimed warm-up whose result is checked against the raw
+driver's; the table reports medians and the ratio to the raw-driver floor.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+
+import fastsess
+
+DEFAULT_URLS = {
+    "postgresql": os.environ.get("FASTSESS_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    "mysql": os.environ.get("FASTSESS_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test"),
+}
+HOW_TO_START = {
+    "postgresql": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "mysql": "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+}
+TABLE = "fastsess_bench_rows"
+
+
+@dataclass
+class Scenario:
+    name: str
+    ops: int  # operations per round, for the µs/op column
+    stacks: dict = field(default_factory=dict)  # stack name -> callable returning a result
+
+
+def _raw_connect(url):
+    u = fastsess.DatabaseURL.parse(url)
+    if u.dialect == "postgresql":
+        import psycopg
+
+        return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                               dbname=u.database)
+    import MySQLdb
+
+    kwargs = dict(host=u.host or "localhost", port=u.port or 3306, user=u.username,
+                  db=u.database, charset="utf8mb4", autocommit=False)
+    if u.password:
+        kwargs["passwd"] = u.password
+    return MySQLdb.connect(**kwargs)
+
+
+def _prepare_rows(url, n_rows):
+    conn = _raw_connect(url)
+    cur = conn.cursor()
+    cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    cur.execute(f"CREATE TABLE {TABLE} (id INT PRIMARY KEY, name VARCHAR(64), score INT, "
+                f"ratio FLOAT, note VARCHAR(64))")
+    cur.executemany(f"INSERT INTO {TABLE} VALUES (%s, %s, %s, %s, %s)",
+                    [(i, f"name-{i}", i * 7, i / 3.0, "x" * 20) for i in range(n_rows)])
+    conn.commit()
+    conn.close()
+
+
+def _drop_rows(url):
+    conn = _raw_connect(url)
+    cur = conn.cursor()
+    cur.execute(f"DROP TABLE IF EXISTS {TABLE}")
+    conn.commit()
+    conn.close()
+
+
+def build_scenarios(url, quick):
+    """The scenarios for one database, and a list of things to close afterwards."""
+    dialect = fastsess.DatabaseURL.parse(url).dialect
+    cycles = 200 if quick else 2000
+    n_rows = 1000 if quick else 10000
+    closers = []
+
+    raw_list = [_raw_connect(url)]  # the floor: a connection reused from a plain list
+    closers.extend(raw_list)
+    engine = fastsess.create_engine(url, max_size=4)
+    closers.append(engine)
+
+    def raw_cycle():
+        for _ in range(cycles):
+            conn = raw_list.pop()
+            cur = conn.cursor()
+            cur.execute("SELECT 1")
+            cur.fetchall()
+            conn.commit()
+            raw_list.append(conn)
+        return cycles
+
+    def fastsess_cycle():
+        for _ in range(cycles):
+            with engine.session_manager() as s:
+                s.execute("SELECT 1").fetchall()
+        return cycles
+
+    cycle = Scenario(f"session cycle x{cycles}", cycles,
+                     {"raw driver": raw_cycle, "fastsess": fastsess_cycle})
+    if dialect == "postgresql":
+        try:
+            import psycopg_pool
+        except ImportError:
+            psycopg_pool = None
+        if psycopg_pool is not None:
+            u = fastsess.DatabaseURL.parse(url)
+            conninfo = f"host={u.host} port={u.port or 5432} user={u.username} dbname={u.database}"
+            if u.password:
+                conninfo += f" password={u.password}"
+            pool = psycopg_pool.ConnectionPool(conninfo, min_size=1, max_size=4, open=True)
+            closers.append(pool)
+
+            def psycopg_pool_cycle():
+                for _ in range(cycles):
+                    with pool.connection() as conn:
+                        cur = conn.cursor()
+                        cur.execute("SELECT 1")
+                        cur.fetchall()
+                return cycles
+
+            cycle.stacks["psycopg_pool"] = psycopg_pool_cycle
+
+    _prepare_rows(url, n_rows)
+    select = f"SELECT id, name, score, ratio, note FROM {TABLE} ORDER BY id"
+    fetch_conn = _raw_connect(url)
+    closers.append(fetch_conn)
+
+    def raw_fetch_tuples():
+        cur = fetch_conn.cursor()
+        cur.execute(select)
+        rows = cur.fetchall()
+        fetch_conn.commit()
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in rows[:3]], len(rows)  # checked, not timed as dicts
+
+    def fastsess_fetch_dicts():
+        with engine.session_manager() as s:
+            rows = s.execute(select).fetchall()
+        return rows[:3], len(rows)
+
+    fetch = Scenario(f"fetch {n_rows} rows as dicts", n_rows,
+                     {"raw driver": raw_fetch_tuples, "fastsess": fastsess_fetch_dicts})
+    return [cycle, fetch], closers
+
+
+def run_scenario(scenario, rounds, progress):
+    """Median and min seconds per stack; raises if a stack's result differs."""
+    names = list(scenario.stacks)
+    floor_name = names[0]
+    expected = scenario.stacks[floor_name]()
+    for name in names[1:]:  # warm-up, and the equality check
+        got = scenario.stacks[name]()
+        if got != expected:
+            raise AssertionError(f"{scenario.name}: {name} returned {got!r}, the raw driver {expected!r}")
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            started = time.perf_counter()
+            scenario.stacks[name]()
+            times[name].append(time.perf_counter() - started)
+        progress()
+    return times
+
+
+def format_table(results):
+    """Rows of (database, scenario, stack, median, min, µs/op, ratio) as text."""
+    lines = [f"{'database':<11} {'scenario':<28} {'stack':<13} {'median ms':>10} {'min ms':>9} "
+             f"{'µs/op':>8} {'x floor':>8}"]
+    for db, scenario, stack, times, ops, floor_median in results:
+        median = statistics.median(times)
+        lines.append(f"{db:<11} {scenario:<28} {stack:<13} {median * 1e3:>10.2f} {min(times) * 1e3:>9.2f} "
+                     f"{median / ops * 1e6:>8.2f} {median / floor_median:>8.2f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="fastsess bench",
+                                     description="Compare fastsess with the raw drivers on the local servers.")
+    parser.add_argument("--pg-url", default=DEFAULT_URLS["postgresql"])
+    parser.add_argument("--mysql-url", default=DEFAULT_URLS["mysql"])
+    parser.add_argument("--only", choices=["postgresql", "mysql"])
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="a smoke run in seconds")
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 15)
+    urls = {"postgresql": args.pg_url, "mysql": args.mysql_url}
+    if args.only:
+        urls = {args.only: urls[args.only]}
+
+    print(f"fastsess {fastsess.__version__} ({fastsess.__impl__} kernels), "
+          f"Python {sys.version.split()[0]}, {rounds} interleaved rounds per scenario", file=sys.stderr)
+    results = []
+    status = 0
+    for dialect, url in urls.items():
+        shown = fastsess.DatabaseURL.parse(url)
+        try:
+            scenarios, closers = build_scenarios(url, args.quick)
+        except Exception as e:  # noqa: BLE001 - one database down must not hide the other
+            print(f"{dialect}: cannot reach {shown} ({shown.scrub(str(e)).strip()}); "
+                  f"start it with: {HOW_TO_START[dialect]}", file=sys.stderr)
+            status = 1
+            continue
+        try:
+            for scenario in scenarios:
+                done = [0]
+
+                def progress():
+                    done[0] += 1
+                    bar = "#" * done[0] + "." * (rounds - done[0])
+                    print(f"\r{dialect:<11} {scenario.name:<28} [{bar}]", end="", file=sys.stderr,
+                          flush=True)
+
+                times = run_scenario(scenario, rounds, progress)
+                print(file=sys.stderr)
+                floor = statistics.median(times[next(iter(times))])
+                for stack, stack_times in times.items():
+                    results.append((dialect, scenario.name, stack, stack_times, scenario.ops, floor))
+        finally:
+            for c in closers:
+                c.close()
+            _drop_rows(url)
+    if results:
+        print(format_table(results))
+    return status

@@ -1,0 +1,70 @@
+"""Driver adapters: everything that differs between PostgreSQL and MySQL.
+
+An adapter connects, tells whether a connection is still usable without a
+round trip, resets a returned connection, knows its dialect's statement
+limits, and translates its driver's exceptions into ``fastsess.errors``.
+Drivers are imported lazily, so a MySQL-only user needs no psycopg and the
+other way round.
+"""
+
+from __future__ import annotations
+
+from ..url import DatabaseURL
+
+
+class DriverAdapter:
+    """What the pool and the sessions need from a driver."""
+
+    dialect: str = ""
+    #: Bound parameters one statement may carry.
+    max_params: int = 65535
+    #: Keys one row-value ``(a, b) IN ((..), ..)`` may list (0: no limit).
+    max_row_keys: int = 0
+    #: The driver's exception class(es); sessions catch them and translate.
+    Error: type | tuple = Exception
+
+    def __init__(self, url: DatabaseURL, connect_args: dict, readonly: bool = False):
+        self.url = url
+        self.connect_args = connect_args
+        self.readonly = readonly
+
+    def connect(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def usable(self, raw) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def reset(self, raw, in_transaction: bool | None):  # pragma: no cover - abstract
+        """Make a returned connection clean: True if nothing was needed,
+        None if it was rolled back, False if it must be discarded."""
+        raise NotImplementedError
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the URL's and ``connect_args``' passwords censored."""
+        text = self.url.scrub(text)
+        for key in ("password", "passwd", "sslpassword"):
+            secret = self.connect_args.get(key)
+            if isinstance(secret, str) and secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def close(self, raw) -> None:
+        raw.close()
+
+    def translate(self, exc: BaseException, connecting: bool = False):  # pragma: no cover
+        raise NotImplementedError
+
+    def max_statement_bytes(self, session) -> int:
+        """Largest statement the server takes (0: no byte limit, only max_params)."""
+        return 0
+
+    def column_names(self, description) -> tuple:
+        return tuple([d[0] for d in description])
+
+
+def get_adapter(url: DatabaseURL, connect_args: dict, readonly: bool = False) -> DriverAdapter:
+    if url.dialect == "postgresql":
+        from .postgresql import PostgreSQLAdapter as cls
+    else:
+        from .mysql import MySQLAdapter as cls
+    return cls(url, connect_args, readonly)

@@ -1,0 +1,122 @@
+"""Engines: a URL, a driver adapter, a pool and a session storage."""
+
+from __future__ import annotations
+
+import threading
+
+from .drivers import get_adapter
+from .errors import EngineClosed
+from .pool import Pool
+from .scope import session_manager
+from .session import Session
+from .storage import SessionThreadStorage
+from .url import DatabaseURL
+
+# Engine options that configure the pool, with their defaults.
+POOL_OPTIONS = {
+    "max_size": 10,
+    "min_size": 0,
+    "timeout": 30.0,
+    "max_waiting": 0,
+    "max_idle": 300.0,
+    "max_lifetime": 3600.0,
+}
+# Aliases accepted for RESTAlchemy / psycopg_pool / mysql-connector configs.
+_ALIASES = {"pool_size": "max_size", "pool_timeout": "timeout"}
+# psycopg_pool options that have no meaning here; accepted and ignored so
+# RESTAlchemy configs written for psycopg_pool keep working.
+_IGNORED = {"open", "num_workers", "reconnect_timeout", "pool_name", "name", "check",
+            "pool_reset_session"}
+
+
+class Engine:
+    """Connects sessions to one database.  Create with ``create_engine``."""
+
+    def __init__(self, url, *, query_cache=False, readonly=False, connect_args=None,
+                 name=None, **options):
+        self.url = DatabaseURL.parse(url)
+        pool_options = dict(POOL_OPTIONS)
+        for key, value in options.items():
+            key = _ALIASES.get(key, key)
+            if key in _IGNORED:
+                continue
+            if key not in POOL_OPTIONS:
+                raise TypeError(
+                    f"unknown engine option {key!r}; known: "
+                    f"{', '.join(sorted(list(POOL_OPTIONS) + ['query_cache', 'readonly', 'connect_args']))}")
+            if value is not None:
+                pool_options[key] = value
+        self.name = name or "default"
+        self.query_cache = bool(query_cache)
+        self.readonly = bool(readonly)
+        self._adapter = get_adapter(self.url, dict(connect_args or {}), self.readonly)
+        self._pool = Pool(self._adapter, name=f"engine {self.name!r} ({self.url.censored()})",
+                          **pool_options)
+        self._storage = SessionThreadStorage()
+        self._borrowed = {}  # id(raw) -> PooledConnection, for get_connection()
+        self._borrowed_lock = threading.Lock()
+        if pool_options["min_size"]:
+            self._pool.prefill()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._pool.closed else ""
+        return f"<fastsess.Engine {self.name!r} {self.url.censored()}{state}>"
+
+    # RESTAlchemy reads these off the engine.
+    @property
+    def dialect_name(self) -> str:
+        return self._adapter.dialect
+
+    @property
+    def db_name(self) -> str:
+        return self.url.database
+
+    @property
+    def closed(self) -> bool:
+        return self._pool.closed
+
+    def get_session(self) -> Session:
+        """A new session (it takes a connection on its first statement)."""
+        if self._pool.closed:
+            raise EngineClosed(f"{self!r} is closed")
+        return Session(self)
+
+    def session_manager(self, session=None) -> session_manager:
+        """See ``fastsess.session_manager``."""
+        return session_manager(self, session)
+
+    def get_session_storage(self) -> SessionThreadStorage:
+        return self._storage
+
+    def get_connection(self):
+        """Borrow a raw driver connection; give it back with ``close_connection``."""
+        pc = self._pool.checkout()
+        with self._borrowed_lock:
+            self._borrowed[id(pc.raw)] = pc
+        return pc.raw
+
+    def close_connection(self, conn) -> None:
+        with self._borrowed_lock:
+            pc = self._borrowed.pop(id(conn), None)
+        if pc is None:
+            raise ValueError("this connection was not borrowed from this engine")
+        self._pool.checkin(pc, None)
+
+    def pool_stats(self) -> dict:
+        """size, idle, in_use, waiting, checkouts, timeouts and other counters."""
+        return self._pool.stats()
+
+    def close(self) -> None:
+        """Close the pool: idle connections now, borrowed ones when returned.
+        Idempotent."""
+        self._pool.close()
+
+
+def create_engine(url, **options) -> Engine:
+    """An engine for a ``postgresql://`` or ``mysql://`` URL.
+
+    Options: ``max_size`` (alias ``pool_size``), ``min_size``, ``timeout``,
+    ``max_waiting``, ``max_idle``, ``max_lifetime`` (pool); ``query_cache``;
+    ``readonly``; ``connect_args`` (passed to the driver's connect).
+    """
+    return Engine(url, **options)

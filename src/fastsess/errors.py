@@ -1,0 +1,158 @@
+"""The exceptions fastsess raises, one hierarchy over both drivers.
+
+Driver errors are translated by the driver adapters (``fastsess.drivers``);
+the original exception stays reachable as ``.orig``.  ``retryable`` says
+whether running the whole transaction again may succeed.
+
+    FastsessError
+    +-- InvalidURL (also ValueError)
+    +-- EngineNotFound (also ValueError, as RESTAlchemy's factory raises)
+    +-- EngineClosed
+    +-- SessionClosed
+    +-- PoolError
+    |   +-- PoolTimeout
+    |   +-- PoolTooManyWaiting
+    +-- DatabaseError                       .orig, .sqlstate, .errno
+        +-- IntegrityError
+        |   +-- ConflictError               .key, .value  (unique violation)
+        |   +-- ForeignKeyViolation
+        +-- TransactionRollback             retryable
+        |   +-- DeadlockDetected
+        |   +-- SerializationFailure
+        +-- LockTimeout                     retryable
+        +-- OperationalError
+        |   +-- ConnectionFailed            cannot connect (host, credentials)
+        |   +-- ConnectionLost              retryable
+        |       +-- CommitOutcomeUnknown    not retryable
+        +-- ProgrammingError
+        +-- DataError
+        +-- ReadOnlyViolation
+"""
+
+from __future__ import annotations
+
+
+class FastsessError(Exception):
+    """Base class of every error fastsess raises on its own account."""
+
+    retryable = False
+
+
+class InvalidURL(FastsessError, ValueError):
+    """A database URL fastsess cannot use (unknown scheme, malformed)."""
+
+
+class EngineNotFound(FastsessError, ValueError):
+    """No engine is registered under the requested name."""
+
+
+class EngineClosed(FastsessError):
+    """The engine (and so its pool) was closed."""
+
+
+class SessionClosed(FastsessError):
+    """A closed session was used where it cannot take a fresh connection."""
+
+
+class PoolError(FastsessError):
+    """The connection pool could not hand out a connection."""
+
+
+class PoolTimeout(PoolError):
+    """No connection became free within the pool's timeout."""
+
+
+class PoolTooManyWaiting(PoolError):
+    """More callers are already waiting for a connection than ``max_waiting``."""
+
+
+class DatabaseError(FastsessError):
+    """An error reported by the database or its driver.
+
+    ``orig`` is the driver's exception, ``sqlstate`` (PostgreSQL) or
+    ``errno`` (MySQL) the server's code when known.
+    """
+
+    def __init__(self, message: str, orig: BaseException | None = None,
+                 sqlstate: str | None = None, errno: int | None = None):
+        super().__init__(message)
+        self.orig = orig
+        self.sqlstate = sqlstate
+        self.errno = errno
+
+
+class IntegrityError(DatabaseError):
+    """A constraint refused the change."""
+
+
+class ConflictError(IntegrityError):
+    """A unique constraint refused the change.
+
+    ``key`` names the violated key (``"id"`` or ``"a, b"`` on PostgreSQL, the
+    index name such as ``"PRIMARY"`` on MySQL) and ``value`` its value as the
+    server printed it; either is None when the server's message did not say.
+    """
+
+    def __init__(self, message: str, orig: BaseException | None = None,
+                 sqlstate: str | None = None, errno: int | None = None,
+                 key: str | None = None, value: str | None = None):
+        super().__init__(message, orig, sqlstate, errno)
+        self.key = key
+        self.value = value
+
+
+class ForeignKeyViolation(IntegrityError):
+    """A foreign key refused the change."""
+
+
+class TransactionRollback(DatabaseError):
+    """The server rolled the transaction back; running it again may succeed."""
+
+    retryable = True
+
+
+class DeadlockDetected(TransactionRollback):
+    """The server broke a deadlock by rolling this transaction back."""
+
+
+class SerializationFailure(TransactionRollback):
+    """A concurrent transaction made this one impossible to serialize."""
+
+
+class LockTimeout(DatabaseError):
+    """A lock could not be taken in time (MySQL ``innodb_lock_wait_timeout``)."""
+
+    retryable = True
+
+
+class OperationalError(DatabaseError):
+    """The database could not carry out the operation (not the statement's fault)."""
+
+
+class ConnectionFailed(OperationalError):
+    """A connection could not be opened: host unreachable, bad credentials, ..."""
+
+
+class ConnectionLost(OperationalError):
+    """The connection broke; the transaction it carried is gone."""
+
+    retryable = True
+
+
+class CommitOutcomeUnknown(ConnectionLost):
+    """The connection broke while COMMIT was in flight: it may or may not have
+    been applied, so running the transaction again is not safe."""
+
+    retryable = False
+
+
+class ProgrammingError(DatabaseError):
+    """The statement is wrong: syntax, unknown table or column, bad parameters."""
+
+
+class DataError(DatabaseError):
+    """A value does not fit its column (out of range, invalid text, ...)."""
+
+
+class ReadOnlyViolation(DatabaseError):
+    """A write was attempted in a read-only transaction or engine."""

@@ -1,0 +1,297 @@
+"""A thread-safe connection pool for any DB-API driver adapter.
+
+Checkout and checkin send nothing to the server when nothing needs saying:
+a connection is checked client-side (not closed, not marked broken) and
+rolled back on checkin only when it is inside a transaction.  Idle and
+over-age connections are closed by a reaper thread and on the way through
+checkout; broken ones are discarded, never handed out again.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import deque
+from time import monotonic
+
+from .errors import EngineClosed, PoolTimeout, PoolTooManyWaiting
+
+
+class PooledConnection:
+    """A driver connection with the bookkeeping the pool needs."""
+
+    __slots__ = ("raw", "created", "returned", "broken", "checked_out")
+
+    def __init__(self, raw, now):
+        self.raw = raw
+        self.created = now
+        self.returned = now
+        self.broken = False
+        self.checked_out = False
+
+
+class Pool:
+    """Up to ``max_size`` connections made by ``driver.connect()``.
+
+    ``timeout``: seconds a caller waits for a free connection before
+    ``PoolTimeout``.  ``max_waiting``: callers allowed to wait at once
+    (0: no limit).  ``max_idle``: seconds an idle connection is kept (beyond
+    ``min_size``).  ``max_lifetime``: seconds after which a connection is
+    closed when it is next idle.
+    """
+
+    def __init__(self, driver, *, max_size=10, min_size=0, timeout=30.0, max_waiting=0,
+                 max_idle=300.0, max_lifetime=3600.0, name=""):
+        if max_size < 1:
+            raise ValueError(f"max_size must be at least 1, got {max_size}")
+        if not 0 <= min_size <= max_size:
+            raise ValueError(f"min_size must be between 0 and max_size ({max_size}), got {min_size}")
+        if timeout < 0 or max_idle <= 0 or max_lifetime <= 0 or max_waiting < 0:
+            raise ValueError("timeout, max_idle, max_lifetime and max_waiting must be positive")
+        self._driver = driver
+        self.name = name
+        self.max_size = max_size
+        self.min_size = min_size
+        self.timeout = timeout
+        self.max_waiting = max_waiting
+        self.max_idle = max_idle
+        self.max_lifetime = max_lifetime
+
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._idle: deque[PooledConnection] = deque()  # oldest-returned on the left
+        self._size = 0  # open connections, in use or idle, plus ones being opened
+        self._in_use = 0
+        self._waiting = 0
+        self._closed = False
+        # Sessions collected without close() leave their connection here
+        # (deque.append is atomic, so no lock is taken inside __del__).
+        self._orphans: deque = deque()
+        self._counters = dict.fromkeys(
+            ("checkouts", "timeouts", "connections_opened", "connections_closed",
+             "connections_discarded", "rollbacks_on_checkin"), 0)
+        self._reaper: threading.Thread | None = None
+        self._stop_reaper = threading.Event()
+
+    # -- checkout / checkin -------------------------------------------------
+
+    def checkout(self) -> PooledConnection:
+        if self._orphans:
+            self._adopt_orphans()
+        to_close = []
+        try:
+            with self._lock:
+                deadline = None
+                while True:
+                    if self._closed:
+                        raise EngineClosed(f"the pool of {self.name} is closed")
+                    idle = self._idle
+                    while idle:
+                        pc = idle.pop()
+                        now = monotonic()
+                        if (now - pc.returned > self.max_idle and self._size > self.min_size) \
+                                or now - pc.created > self.max_lifetime or pc.broken \
+                                or not self._driver.usable(pc.raw):
+                            self._size -= 1
+                            to_close.append(pc)
+                            continue
+                        pc.checked_out = True
+                        self._in_use += 1
+                        self._counters["checkouts"] += 1
+                        return pc
+                    if self._size < self.max_size:
+                        self._size += 1  # reserve the slot; connect outside the lock
+                        break
+                    if deadline is None:
+                        if self.max_waiting and self._waiting >= self.max_waiting:
+                            raise PoolTooManyWaiting(
+                                f"{self._waiting} callers already wait for a connection of "
+                                f"{self.name} (max_waiting={self.max_waiting})")
+                        deadline = monotonic() + self.timeout
+                    remaining = deadline - monotonic()
+                    if remaining <= 0:
+                        self._counters["timeouts"] += 1
+                        raise PoolTimeout(
+                            f"no connection of {self.name} became free within {self.timeout:g} s "
+                            f"(max_size={self.max_size}, all in use)")
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(remaining)
+                    finally:
+                        self._waiting -= 1
+        finally:
+            for pc in to_close:
+                self._close_raw(pc, discarded=pc.broken)
+        return self._open()
+
+    def _open(self) -> PooledConnection:
+        """Open a connection into a slot the caller reserved."""
+        try:
+            raw = self._driver.connect()
+        except BaseException:
+            with self._lock:
+                self._size -= 1
+                self._cond.notify()
+            raise
+        pc = PooledConnection(raw, monotonic())
+        pc.checked_out = True
+        with self._lock:
+            self._in_use += 1
+            self._counters["checkouts"] += 1
+            self._counters["connections_opened"] += 1
+            closed = self._closed
+        if closed:
+            self.checkin(pc)
+            raise EngineClosed(f"the pool of {self.name} is closed")
+        if self._reaper is None:
+            self._start_reaper()
+        return pc
+
+    def checkin(self, pc: PooledConnection, in_transaction: bool | None = None) -> None:
+        """Give ``pc`` back.  ``in_transaction`` is the caller's knowledge of
+        whether the connection carries an open transaction (None: unknown);
+        the driver rolls it back when needed before anyone else gets it."""
+        if not pc.checked_out:
+            raise RuntimeError("connection returned to the pool twice")
+        pc.checked_out = False
+        ok = not pc.broken
+        rolled_back = False
+        if ok:
+            try:
+                state = self._driver.reset(pc.raw, in_transaction)
+            except Exception:
+                state = False
+            rolled_back = state is None  # reset() rolled back; the connection is fine
+            ok = state is not False
+        now = monotonic()
+        if ok and now - pc.created > self.max_lifetime:
+            ok = False
+        with self._lock:
+            self._in_use -= 1
+            if rolled_back:
+                self._counters["rollbacks_on_checkin"] += 1
+            if ok and not self._closed:
+                pc.returned = now
+                self._idle.append(pc)
+                if self._waiting:
+                    self._cond.notify()
+                return
+            self._size -= 1
+            if self._waiting:
+                self._cond.notify()
+        self._close_raw(pc, discarded=pc.broken or not ok)
+
+    def release_orphan(self, pc: PooledConnection, in_transaction: bool | None) -> None:
+        """Called from a session's ``__del__``: defer the checkin to a safe moment."""
+        self._orphans.append((pc, in_transaction))
+
+    def _adopt_orphans(self) -> None:
+        while True:
+            try:
+                pc, in_tx = self._orphans.popleft()
+            except IndexError:
+                return
+            if pc.checked_out:
+                self.checkin(pc, in_tx)
+
+    # -- maintenance --------------------------------------------------------
+
+    def _close_raw(self, pc: PooledConnection, discarded: bool = False) -> None:
+        with self._lock:
+            self._counters["connections_closed"] += 1
+            if discarded:
+                self._counters["connections_discarded"] += 1
+        try:
+            self._driver.close(pc.raw)
+        except Exception:
+            pass  # a connection that fails to close is gone all the same
+
+    def reap(self) -> int:
+        """Close idle connections past ``max_idle`` or ``max_lifetime``; return how many."""
+        if self._orphans:
+            self._adopt_orphans()
+        to_close = []
+        with self._lock:
+            now = monotonic()
+            keep = deque()
+            # Oldest-returned first, so the min_size freshest ones survive.
+            while self._idle:
+                pc = self._idle.popleft()
+                too_idle = now - pc.returned > self.max_idle and self._size > self.min_size
+                if too_idle or now - pc.created > self.max_lifetime:
+                    self._size -= 1
+                    to_close.append(pc)
+                else:
+                    keep.append(pc)
+            self._idle = keep
+        for pc in to_close:
+            self._close_raw(pc)
+        return len(to_close)
+
+    def _start_reaper(self) -> None:
+        with self._lock:
+            if self._reaper is not None or self._closed:
+                return
+            interval = min(max(min(self.max_idle, self.max_lifetime) / 4, 0.05), 60.0)
+            self._reaper = threading.Thread(
+                target=_reap_loop, args=(weakref.ref(self), self._stop_reaper, interval),
+                name=f"fastsess-reaper {self.name}", daemon=True)
+        self._reaper.start()
+
+    def prefill(self) -> None:
+        """Open connections up to ``min_size`` now (fails fast on bad settings)."""
+        opened = []
+        try:
+            while True:
+                with self._lock:
+                    if self._size >= self.min_size or self._closed:
+                        break
+                    self._size += 1
+                opened.append(self._open())
+        finally:
+            for pc in opened:
+                self.checkin(pc, False)
+
+    def close(self) -> None:
+        """Close idle connections now; in-use ones are closed when returned.
+        Idempotent.  Waiting callers get ``EngineClosed``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle = list(self._idle)
+            self._idle.clear()
+            self._size -= len(idle)
+            self._cond.notify_all()
+        self._stop_reaper.set()
+        for pc in idle:
+            self._close_raw(pc)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> dict:
+        with self._lock:
+            out = {
+                "max_size": self.max_size,
+                "size": self._size,
+                "idle": len(self._idle),
+                "in_use": self._in_use,
+                "waiting": self._waiting,
+            }
+            out.update(self._counters)
+        return out
+
+
+def _reap_loop(pool_ref, stop: threading.Event, interval: float) -> None:
+    # Holds only a weak reference so an abandoned pool can still be collected.
+    while not stop.wait(interval):
+        pool = pool_ref()
+        if pool is None:
+            return
+        try:
+            pool.reap()
+        except Exception:
+            pass
+        del pool

@@ -1,0 +1,149 @@
+"""Shared fixtures: the real PostgreSQL and MySQL servers, and engines on them.
+
+Server URLs come from ``FASTSESS_TEST_PG_URL`` / ``FASTSESS_TEST_MYSQL_URL``
+(defaults: the local servers).  Database tests carry the ``db`` marker and
+fail, with instructions, when a server is unreachable; deselect them
+explicitly with ``-m "not db"``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+import fastsess
+
+PG_URL = os.environ.get("FASTSESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("FASTSESS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
+URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}
+
+_HOW_TO_START = {
+    "postgresql": "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start "
+                  "(or run scripts/test.sh, which starts it)",
+    "mysql": "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd "
+             "(or run scripts/test.sh, which starts it)",
+}
+_reachable: dict = {}
+
+
+def pytest_report_header(config):
+    import psycopg
+
+    return [f"fastsess implementation: {fastsess.__impl__}",
+            f"psycopg implementation: {psycopg.pq.__impl__}",
+            f"servers: {fastsess.DatabaseURL.parse(PG_URL)} {fastsess.DatabaseURL.parse(MYSQL_URL)}"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "dialect" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.db)
+
+
+def _require_server(dialect: str) -> None:
+    """Fail (not skip) with instructions when the server is unreachable."""
+    if dialect not in _reachable:
+        engine = fastsess.create_engine(URLS[dialect], max_size=1, timeout=5)
+        try:
+            with engine.session_manager() as s:
+                s.execute("SELECT 1")
+            _reachable[dialect] = None
+        except fastsess.errors.FastsessError as e:
+            _reachable[dialect] = f"{dialect} server unreachable at {engine.url}: {e}\n{_HOW_TO_START[dialect]}"
+        finally:
+            engine.close()
+    if _reachable[dialect]:
+        pytest.fail(_reachable[dialect], pytrace=False)
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def dialect(request):
+    """Each database test runs on PostgreSQL and on MySQL/MariaDB."""
+    _require_server(request.param)
+    return request.param
+
+
+@pytest.fixture
+def url(dialect):
+    return URLS[dialect]
+
+
+@pytest.fixture
+def engine(url):
+    """A fresh engine (small pool, short timeout), closed after the test."""
+    eng = fastsess.create_engine(url, max_size=4, timeout=5)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def raw_connect(dialect):
+    """Opens a plain driver connection (autocommit) outside fastsess."""
+    opened = []
+
+    def connect():
+        u = fastsess.DatabaseURL.parse(URLS[dialect])
+        if dialect == "postgresql":
+            import psycopg
+
+            conn = psycopg.connect(host=u.host, port=u.port, user=u.username,
+                                   password=u.password, dbname=u.database, autocommit=True)
+        else:
+            import MySQLdb
+
+            kwargs = dict(host=u.host, port=u.port, user=u.username, db=u.database,
+                          autocommit=True, charset="utf8mb4")
+            if u.password:
+                kwargs["passwd"] = u.password
+            conn = MySQLdb.connect(**kwargs)
+        opened.append(conn)
+        return conn
+
+    yield connect
+    for conn in opened:
+        conn.close()
+
+
+def raw_query(conn, sql, params=None):
+    """Rows (tuples) of ``sql`` on a plain driver connection."""
+    cur = conn.cursor()
+    cur.execute(sql, params)
+    rows = cur.fetchall() if cur.description else []
+    cur.close()
+    return [tuple(r) for r in rows]
+
+
+@pytest.fixture
+def table(dialect, raw_connect):
+    """A fresh table ``(id int primary key, name varchar(100), n int)``; dropped after."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = raw_connect()
+    engine_clause = " ENGINE=InnoDB" if dialect == "mysql" else ""
+    raw_query(conn, f"CREATE TABLE {name} (id INT PRIMARY KEY, name VARCHAR(100), n INT){engine_clause}")
+    yield name
+    raw_query(conn, f"DROP TABLE IF EXISTS {name}")
+
+
+@pytest.fixture
+def table2(dialect, raw_connect):
+    """A fresh table with a composite primary key ``(a, b)`` and a ``v`` column."""
+    name = f"t2_{uuid.uuid4().hex[:12]}"
+    conn = raw_connect()
+    engine_clause = " ENGINE=InnoDB" if dialect == "mysql" else ""
+    raw_query(conn, f"CREATE TABLE {name} (a INT NOT NULL, b VARCHAR(20) NOT NULL, v INT, "
+                    f"PRIMARY KEY (a, b)){engine_clause}")
+    yield name
+    raw_query(conn, f"DROP TABLE IF EXISTS {name}")
+
+
+def server_connection_count(raw_conn, dialect) -> int:
+    """Client connections the server itself counts, other than ``raw_conn``'s own."""
+    if dialect == "postgresql":
+        rows = raw_query(raw_conn, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                                   "'client backend' AND pid <> pg_backend_pid() AND datname = current_database()")
+    else:
+        rows = raw_query(raw_conn, "SELECT count(*) FROM information_schema.processlist "
+                                   "WHERE id <> CONNECTION_ID() AND db = DATABASE()")
+    return int(rows[0][0])
