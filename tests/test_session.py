@@ -246,3 +246,10 @@ def test_query_cache_minimal(engine, table):
         assert s.cache.fetchall(locked, (1,)) is not s.cache.fetchall(locked, (1,))
         s.rollback()
         assert len(s.cache) == 0
+
+
+def test_non_ascii_column_labels(engine, dialect):
+    q = '"' if dialect == "postgresql" else "`"
+    with engine.session_manager() as s:
+        row = s.execute(f"SELECT 1 AS {q}café{q}, %s AS {q}日本{q}", ("x",)).fetchone()
+    assert row == {"café": 1, "日本": "x"}

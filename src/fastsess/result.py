@@ -28,10 +28,10 @@ class Result:
     def _column_names(self):
         names = self._names
         if names is None:
-            description = self._cursor.description
-            if description is None:
+            names = self._session._adapter.column_names(self._cursor)
+            if names is None:
                 raise ProgrammingError("the statement returned no rows to fetch")
-            names = self._names = self._session._adapter.column_names(description)
+            self._names = names
         return names
 
     def fetchall(self) -> list:

@@ -58,7 +58,12 @@ class DriverAdapter:
         """Largest statement the server takes (0: no byte limit, only max_params)."""
         return 0
 
-    def column_names(self, description) -> tuple:
+    def column_names(self, cursor) -> tuple | None:
+        """The column labels of the cursor's result, or None when the
+        statement returned no result set."""
+        description = cursor.description
+        if description is None:
+            return None
         return tuple([d[0] for d in description])
 
 
