@@ -89,9 +89,12 @@ class Pool:
                     while idle:
                         pc = idle.pop()
                         now = monotonic()
+                        # No usable() probe here: checkin already vetted the
+                        # connection, and one that broke while idle is only
+                        # found out by talking to it (the session then
+                        # discards it and raises ConnectionLost).
                         if (now - pc.returned > self.max_idle and self._size > self.min_size) \
-                                or now - pc.created > self.max_lifetime or pc.broken \
-                                or not self._driver.usable(pc.raw):
+                                or now - pc.created > self.max_lifetime:
                             self._size -= 1
                             to_close.append(pc)
                             continue
