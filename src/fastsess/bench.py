@@ -39,11 +39,11 @@ def _raw_connect(url):
         import psycopg
 
         return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
-                               dbname=u.database)
+                               dbname=u.database, connect_timeout=10)
     import MySQLdb
 
     kwargs = dict(host=u.host or "localhost", port=u.port or 3306, user=u.username,
-                  db=u.database, charset="utf8mb4", autocommit=False)
+                  db=u.database, charset="utf8mb4", autocommit=False, connect_timeout=10)
     if u.password:
         kwargs["passwd"] = u.password
     return MySQLdb.connect(**kwargs)
@@ -165,15 +165,71 @@ def run_scenario(scenario, rounds, progress):
     return times
 
 
-def format_table(results):
-    """Rows of (database, scenario, stack, median, min, µs/op, ratio) as text."""
+@dataclass
+class Row:
+    """One stack's timings in one scenario on one database."""
+
+    database: str
+    scenario: str
+    stack: str
+    times: list  # seconds per round
+    ops: int
+    floor_median: float  # the raw driver's median in the same scenario
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def ratio(self) -> float:
+        return self.median / self.floor_median
+
+
+def format_table(rows):
+    """The rows as a text table: median, min, µs/op, ratio to the floor."""
     lines = [f"{'database':<11} {'scenario':<28} {'stack':<13} {'median ms':>10} {'min ms':>9} "
              f"{'µs/op':>8} {'x floor':>8}"]
-    for db, scenario, stack, times, ops, floor_median in results:
-        median = statistics.median(times)
-        lines.append(f"{db:<11} {scenario:<28} {stack:<13} {median * 1e3:>10.2f} {min(times) * 1e3:>9.2f} "
-                     f"{median / ops * 1e6:>8.2f} {median / floor_median:>8.2f}")
+    for r in rows:
+        lines.append(f"{r.database:<11} {r.scenario:<28} {r.stack:<13} {r.median * 1e3:>10.2f} "
+                     f"{min(r.times) * 1e3:>9.2f} {r.median / r.ops * 1e6:>8.2f} {r.ratio:>8.2f}")
     return "\n".join(lines)
+
+
+def collect(urls, quick, rounds, progress=True):
+    """Run every scenario on every database; returns (rows, databases that failed)."""
+    rows = []
+    failed = []
+    for dialect, url in urls.items():
+        shown = fastsess.DatabaseURL.parse(url)
+        try:
+            scenarios, closers = build_scenarios(url, quick)
+        except Exception as e:  # noqa: BLE001 - one database down must not hide the other
+            print(f"{dialect}: cannot reach {shown} ({shown.scrub(str(e)).strip()}); "
+                  f"start it with: {HOW_TO_START[dialect]}", file=sys.stderr)
+            failed.append(dialect)
+            continue
+        try:
+            for scenario in scenarios:
+                done = [0]
+
+                def tick():
+                    done[0] += 1
+                    if progress:
+                        bar = "#" * done[0] + "." * (rounds - done[0])
+                        print(f"\r{dialect:<11} {scenario.name:<28} [{bar}]", end="",
+                              file=sys.stderr, flush=True)
+
+                times = run_scenario(scenario, rounds, tick)
+                if progress:
+                    print(file=sys.stderr)
+                floor = statistics.median(times[next(iter(times))])
+                for stack, stack_times in times.items():
+                    rows.append(Row(dialect, scenario.name, stack, stack_times, scenario.ops, floor))
+        finally:
+            for c in closers:
+                c.close()
+            _drop_rows(url)
+    return rows, failed
 
 
 def main(argv=None) -> int:
@@ -194,36 +250,7 @@ def main(argv=None) -> int:
 
     print(f"fastsess {fastsess.__version__} ({fastsess.__impl__} kernels), "
           f"Python {sys.version.split()[0]}, {rounds} interleaved rounds per scenario", file=sys.stderr)
-    results = []
-    status = 0
-    for dialect, url in urls.items():
-        shown = fastsess.DatabaseURL.parse(url)
-        try:
-            scenarios, closers = build_scenarios(url, args.quick)
-        except Exception as e:  # noqa: BLE001 - one database down must not hide the other
-            print(f"{dialect}: cannot reach {shown} ({shown.scrub(str(e)).strip()}); "
-                  f"start it with: {HOW_TO_START[dialect]}", file=sys.stderr)
-            status = 1
-            continue
-        try:
-            for scenario in scenarios:
-                done = [0]
-
-                def progress():
-                    done[0] += 1
-                    bar = "#" * done[0] + "." * (rounds - done[0])
-                    print(f"\r{dialect:<11} {scenario.name:<28} [{bar}]", end="", file=sys.stderr,
-                          flush=True)
-
-                times = run_scenario(scenario, rounds, progress)
-                print(file=sys.stderr)
-                floor = statistics.median(times[next(iter(times))])
-                for stack, stack_times in times.items():
-                    results.append((dialect, scenario.name, stack, stack_times, scenario.ops, floor))
-        finally:
-            for c in closers:
-                c.close()
-            _drop_rows(url)
-    if results:
-        print(format_table(results))
-    return status
+    rows, failed = collect(urls, args.quick, rounds)
+    if rows:
+        print(format_table(rows))
+    return 1 if failed else 0
