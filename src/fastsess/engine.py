@@ -77,7 +77,7 @@ class Engine:
 
     def get_session(self) -> Session:
         """A new session (it takes a connection on its first statement)."""
-        if self._pool.closed:
+        if self._pool._closed:
             raise EngineClosed(f"{self!r} is closed")
         return Session(self)
 

@@ -67,8 +67,9 @@ class Pool:
         # Sessions collected without close() leave their connection here
         # (deque.append is atomic, so no lock is taken inside __del__).
         self._orphans: deque = deque()
+        self._checkouts = 0  # apart from _counters: bumped on every checkout
         self._counters = dict.fromkeys(
-            ("checkouts", "timeouts", "connections_opened", "connections_closed",
+            ("timeouts", "connections_opened", "connections_closed",
              "connections_discarded", "rollbacks_on_checkin"), 0)
         self._reaper: threading.Thread | None = None
         self._stop_reaper = threading.Event()
@@ -78,6 +79,23 @@ class Pool:
     def checkout(self) -> PooledConnection:
         if self._orphans:
             self._adopt_orphans()
+        # Fast path: the most recently returned connection, still fresh.
+        with self._lock:
+            idle = self._idle
+            if idle and not self._closed:
+                pc = idle[-1]
+                now = monotonic()
+                if now - pc.returned <= self.max_idle and now - pc.created <= self.max_lifetime:
+                    idle.pop()
+                    pc.checked_out = True
+                    self._in_use += 1
+                    self._checkouts += 1
+                    return pc
+        return self._checkout_slow()
+
+    def _checkout_slow(self) -> PooledConnection:
+        """Checkout when the fast path could not serve: expired idle
+        connections, a new connection to open, or a wait for a free one."""
         to_close = []
         try:
             with self._lock:
@@ -100,7 +118,7 @@ class Pool:
                             continue
                         pc.checked_out = True
                         self._in_use += 1
-                        self._counters["checkouts"] += 1
+                        self._checkouts += 1
                         return pc
                     if self._size < self.max_size:
                         self._size += 1  # reserve the slot; connect outside the lock
@@ -140,7 +158,7 @@ class Pool:
         pc.checked_out = True
         with self._lock:
             self._in_use += 1
-            self._counters["checkouts"] += 1
+            self._checkouts += 1
             self._counters["connections_opened"] += 1
             closed = self._closed
         if closed:
@@ -283,6 +301,7 @@ class Pool:
                 "in_use": self._in_use,
                 "waiting": self._waiting,
             }
+            out["checkouts"] = self._checkouts
             out.update(self._counters)
         return out
 

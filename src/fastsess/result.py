@@ -18,24 +18,24 @@ class Result:
     (an INSERT, say) raises ``ProgrammingError``.
     """
 
-    __slots__ = ("_cursor", "_names", "_session")
+    __slots__ = ("_cursor", "_names", "_adapter")
 
-    def __init__(self, cursor, session):
+    def __init__(self, cursor, adapter):
         self._cursor = cursor
         self._names = None
-        self._session = session
+        self._adapter = adapter
 
     def _column_names(self):
         names = self._names
         if names is None:
-            names = self._session._adapter.column_names(self._cursor)
+            names = self._adapter.column_names(self._cursor)
             if names is None:
                 raise ProgrammingError("the statement returned no rows to fetch")
             self._names = names
         return names
 
     def fetchall(self) -> list:
-        names = self._column_names()
+        names = self._names or self._column_names()
         return _rows_to_dicts(names, self._cursor.fetchall())
 
     def fetchone(self):

@@ -26,7 +26,9 @@ class session_manager:
     def __enter__(self):
         session = self._session
         if session is None:
-            session = self._engine._storage.find_session()
+            storage = self._engine._storage
+            if storage._stored:
+                session = getattr(storage._local, "session", None)
             if session is None:
                 session = self._session = self._engine.get_session()
                 self._owned = True

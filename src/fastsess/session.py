@@ -123,7 +123,7 @@ class Session:
             cursor.execute(statement, params)
         except self._driver_error as e:
             raise self._fail(e) from e
-        return Result(cursor, self)
+        return Result(cursor, self._adapter)
 
     def execute_many(self, statement, seq_of_params):
         """Run one statement once per parameter set (the driver's executemany)."""
@@ -138,7 +138,7 @@ class Session:
             cursor.executemany(statement, seq_of_params)
         except self._driver_error as e:
             raise self._fail(e) from e
-        return Result(cursor, self)
+        return Result(cursor, self._adapter)
 
     def commit(self) -> None:
         raw = self._raw
@@ -186,7 +186,10 @@ class Session:
         # A session dropped without close() must not keep its pool slot: hand
         # the connection back through the pool's orphan queue (taking the
         # pool's lock here could deadlock if the collector runs inside it).
-        pc = getattr(self, "_pc", None)
+        try:
+            pc = self._pc
+        except AttributeError:  # __init__ did not finish
+            return
         if pc is not None:
             self._pc = self._raw = None
             try:

@@ -22,10 +22,14 @@ class SessionThreadStorage:
     """One session per thread: ``store_session``, ``get_session``,
     ``remove_session``, ``pop_session``."""
 
-    __slots__ = ("_local",)
+    __slots__ = ("_local", "_stored", "_lock")
 
     def __init__(self):
         self._local = threading.local()
+        # Sessions stored across all threads: lets session_manager skip the
+        # thread-local lookup in the common case where nothing is stored.
+        self._stored = 0
+        self._lock = threading.Lock()
 
     def get_session(self):
         session = getattr(self._local, "session", None)
@@ -41,13 +45,18 @@ class SessionThreadStorage:
         current = getattr(self._local, "session", None)
         if current is not None:
             raise SessionConflict(f"another session is already stored for this thread: {current!r}")
-        self._local.session = session
+        with self._lock:
+            self._local.session = session
+            self._stored += 1
         return session
 
     def remove_session(self) -> None:
-        self._local.session = None
+        with self._lock:
+            if getattr(self._local, "session", None) is not None:
+                self._stored -= 1
+            self._local.session = None
 
     def pop_session(self):
         session = self.get_session()
-        self._local.session = None
+        self.remove_session()
         return session
