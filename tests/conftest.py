@@ -115,27 +115,27 @@ def raw_query(conn, sql, params=None):
     return [tuple(r) for r in rows]
 
 
+def fresh_table(dialect, raw_connect, prefix, columns_sql):
+    """Create a uniquely named table; a generator for fixtures (dropped after)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    conn = raw_connect()
+    engine_clause = " ENGINE=InnoDB" if dialect == "mysql" else ""
+    raw_query(conn, f"CREATE TABLE {name} ({columns_sql}){engine_clause}")
+    yield name
+    raw_query(conn, f"DROP TABLE IF EXISTS {name}")
+
+
 @pytest.fixture
 def table(dialect, raw_connect):
     """A fresh table ``(id int primary key, name varchar(100), n int)``; dropped after."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = raw_connect()
-    engine_clause = " ENGINE=InnoDB" if dialect == "mysql" else ""
-    raw_query(conn, f"CREATE TABLE {name} (id INT PRIMARY KEY, name VARCHAR(100), n INT){engine_clause}")
-    yield name
-    raw_query(conn, f"DROP TABLE IF EXISTS {name}")
+    yield from fresh_table(dialect, raw_connect, "t", "id INT PRIMARY KEY, name VARCHAR(100), n INT")
 
 
 @pytest.fixture
 def table2(dialect, raw_connect):
     """A fresh table with a composite primary key ``(a, b)`` and a ``v`` column."""
-    name = f"t2_{uuid.uuid4().hex[:12]}"
-    conn = raw_connect()
-    engine_clause = " ENGINE=InnoDB" if dialect == "mysql" else ""
-    raw_query(conn, f"CREATE TABLE {name} (a INT NOT NULL, b VARCHAR(20) NOT NULL, v INT, "
-                    f"PRIMARY KEY (a, b)){engine_clause}")
-    yield name
-    raw_query(conn, f"DROP TABLE IF EXISTS {name}")
+    yield from fresh_table(dialect, raw_connect, "t2",
+                           "a INT NOT NULL, b VARCHAR(20) NOT NULL, v INT, PRIMARY KEY (a, b)")
 
 
 def server_connection_count(raw_conn, dialect) -> int:

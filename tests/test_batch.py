@@ -11,7 +11,7 @@ import pytest
 import fastsess.session as session_module
 from fastsess import errors
 
-from .conftest import raw_query
+from .conftest import fresh_table, raw_query
 
 # Rows one 4-column INSERT can carry under the 65,535 parameter limit.
 ROWS_PER_4_COLUMN_CHUNK = 65535 // 4  # 16383
@@ -92,13 +92,8 @@ def deletes(seen):
 @pytest.fixture
 def table4(dialect, raw_connect):
     """A fresh table with four columns ``(id int pk, a varchar, b int, c varchar)``."""
-    name = f"t4_{uuid.uuid4().hex[:12]}"
-    conn = raw_connect()
-    engine_clause = " ENGINE=InnoDB" if dialect == "mysql" else ""
-    raw_query(conn, f"CREATE TABLE {name} (id INT PRIMARY KEY, a VARCHAR(50), b INT, "
-                    f"c VARCHAR(50)){engine_clause}")
-    yield name
-    raw_query(conn, f"DROP TABLE IF EXISTS {name}")
+    yield from fresh_table(dialect, raw_connect, "t4",
+                           "id INT PRIMARY KEY, a VARCHAR(50), b INT, c VARCHAR(50)")
 
 
 def four_column_rows(ids):

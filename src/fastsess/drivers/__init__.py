@@ -9,6 +9,7 @@ other way round.
 
 from __future__ import annotations
 
+from .. import errors
 from ..url import DatabaseURL
 
 
@@ -65,6 +66,16 @@ class DriverAdapter:
         if description is None:
             return None
         return tuple([d[0] for d in description])
+
+
+def class_by_driver_type(exc, pairs) -> type:
+    """The fastsess class paired with the first driver class ``exc`` is an
+    instance of (``pairs``: (driver class, fastsess class), most specific
+    first), or DatabaseError."""
+    for driver_cls, ours in pairs:
+        if isinstance(exc, driver_cls):
+            return ours
+    return errors.DatabaseError
 
 
 def get_adapter(url: DatabaseURL, connect_args: dict, readonly: bool = False) -> DriverAdapter:

@@ -7,7 +7,7 @@ import re
 import MySQLdb
 
 from .. import errors
-from . import DriverAdapter
+from . import DriverAdapter, class_by_driver_type
 
 # "Duplicate entry '1-2' for key 'PRIMARY'" (MySQL 8 says 'table.PRIMARY').
 _DUPLICATE = re.compile(r"Duplicate entry '(?P<value>.*)' for key '(?P<key>[^']*)'", re.S)
@@ -95,11 +95,7 @@ class MySQLAdapter(DriverAdapter):
                 f"could not connect to {self.url.censored()}: {message}", orig=exc, errno=errno)
         cls = _BY_ERRNO.get(errno)
         if cls is None:
-            cls = errors.DatabaseError
-            for driver_cls, ours in _BY_DRIVER_CLASS:
-                if isinstance(exc, driver_cls):
-                    cls = ours
-                    break
+            cls = class_by_driver_type(exc, _BY_DRIVER_CLASS)
         if cls is errors.ConflictError:
             m = _DUPLICATE.search(str(text))
             key, value = (m.group("key"), m.group("value")) if m else (None, None)

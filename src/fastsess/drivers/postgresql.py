@@ -9,7 +9,7 @@ import psycopg
 from psycopg import pq
 
 from .. import errors
-from . import DriverAdapter
+from . import DriverAdapter, class_by_driver_type
 
 _IDLE = pq.TransactionStatus.IDLE
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
@@ -110,11 +110,7 @@ class PostgreSQLAdapter(DriverAdapter):
             # No SQLSTATE (a broken socket, a client-side check): go by the
             # driver's class.  The session turns it into ConnectionLost when
             # the connection turns out to be unusable afterwards.
-            cls = errors.DatabaseError
-            for driver_cls, ours in _BY_DRIVER_CLASS:
-                if isinstance(exc, driver_cls):
-                    cls = ours
-                    break
+            cls = class_by_driver_type(exc, _BY_DRIVER_CLASS)
         if cls is errors.ConflictError:
             key = value = None
             detail = getattr(getattr(exc, "diag", None), "message_detail", None)
