@@ -19,14 +19,18 @@ def test_bench_quick_reports_every_stack(capsys, dialect, url):
         assert {"raw driver", "fastsess"} <= set(stacks)
         floor = stacks["raw driver"]
         assert floor.ratio == 1.0
+        # psycopg_pool is measured against the raw driver on its own connection.
+        if "psycopg_pool" in stacks:
+            assert stacks["psycopg_pool"].floor_median == statistics.median(stacks["raw driver²"].times)
         for r in stacks.values():
-            assert len(r.times) == 2 and all(t > 0 for t in r.times)
-            assert r.ratio == statistics.median(r.times) / statistics.median(floor.times)
+            assert len(r.times) == 2 and all(t > 0 for t in r.times) and len(r.cpu) == 2
+            assert r.ratio == statistics.median(r.times) / r.floor_median
     table = bench.format_table(rows).splitlines()
     assert len(table) == len(rows) + 1
     for r, line in zip(rows, table[1:]):
         assert line.startswith(r.database) and f" {r.stack} " in line
-        assert line.split()[-1] == f"{r.ratio:.2f}"
+        assert line.split()[-3] == f"{r.ratio:.2f}"
+        assert line.split()[-1] == f"{r.cpu_ratio:.2f}"
 
 
 def test_bench_cli_exit_status(capsys, dialect, url):

@@ -31,6 +31,8 @@ class Scenario:
     name: str
     ops: int  # operations per round, for the µs/op column
     stacks: dict = field(default_factory=dict)  # stack name -> callable returning a result
+    # stack name -> the stack it is measured against ("raw driver" unless named)
+    floors: dict = field(default_factory=dict)
 
 
 def _raw_connect(url):
@@ -69,6 +71,31 @@ def _drop_rows(url):
     conn.close()
 
 
+def _cycles_on(conn_source, cycles):
+    """The raw-driver session cycle, on a connection borrowed for the round.
+
+    The floor borrows the very connection the stack it is compared with
+    uses: on a small VM the server side of each connection lands on its own
+    core, and a cross-core wake-up can cost more than the whole client-side
+    work, so comparing different connections measures the scheduler.
+    """
+    get, give_back = conn_source
+
+    def raw_cycle():
+        conn = get()
+        try:
+            for _ in range(cycles):
+                cur = conn.cursor()
+                cur.execute("SELECT 1")
+                cur.fetchall()
+                conn.commit()
+        finally:
+            give_back(conn)
+        return cycles
+
+    return raw_cycle
+
+
 def build_scenarios(url, quick):
     """The scenarios for one database, and a list of things to close afterwards."""
     dialect = fastsess.DatabaseURL.parse(url).dialect
@@ -76,20 +103,10 @@ def build_scenarios(url, quick):
     n_rows = 1000 if quick else 10000
     closers = []
 
-    raw_list = [_raw_connect(url)]  # the floor: a connection reused from a plain list
-    closers.extend(raw_list)
-    engine = fastsess.create_engine(url, max_size=4)
+    # One connection, shared by fastsess and its raw-driver floor (see _cycles_on).
+    engine = fastsess.create_engine(url, max_size=1)
     closers.append(engine)
-
-    def raw_cycle():
-        for _ in range(cycles):
-            conn = raw_list.pop()
-            cur = conn.cursor()
-            cur.execute("SELECT 1")
-            cur.fetchall()
-            conn.commit()
-            raw_list.append(conn)
-        return cycles
+    borrow = (engine.get_connection, engine.close_connection)
 
     def fastsess_cycle():
         for _ in range(cycles):
@@ -98,7 +115,7 @@ def build_scenarios(url, quick):
         return cycles
 
     cycle = Scenario(f"session cycle x{cycles}", cycles,
-                     {"raw driver": raw_cycle, "fastsess": fastsess_cycle})
+                     {"raw driver": _cycles_on(borrow, cycles), "fastsess": fastsess_cycle})
     if dialect == "postgresql":
         try:
             import psycopg_pool
@@ -109,7 +126,7 @@ def build_scenarios(url, quick):
             conninfo = f"host={u.host} port={u.port or 5432} user={u.username} dbname={u.database}"
             if u.password:
                 conninfo += f" password={u.password}"
-            pool = psycopg_pool.ConnectionPool(conninfo, min_size=1, max_size=4, open=True)
+            pool = psycopg_pool.ConnectionPool(conninfo, min_size=1, max_size=1, open=True)
             closers.append(pool)
 
             def psycopg_pool_cycle():
@@ -120,18 +137,23 @@ def build_scenarios(url, quick):
                         cur.fetchall()
                 return cycles
 
+            cycle.stacks["raw driver²"] = _cycles_on((pool.getconn, pool.putconn), cycles)
             cycle.stacks["psycopg_pool"] = psycopg_pool_cycle
+            cycle.floors["psycopg_pool"] = "raw driver²"
+            cycle.floors["raw driver²"] = "raw driver²"
 
     _prepare_rows(url, n_rows)
     select = f"SELECT id, name, score, ratio, note FROM {TABLE} ORDER BY id"
-    fetch_conn = _raw_connect(url)
-    closers.append(fetch_conn)
 
     def raw_fetch_tuples():
-        cur = fetch_conn.cursor()
-        cur.execute(select)
-        rows = cur.fetchall()
-        fetch_conn.commit()
+        conn = engine.get_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(select)
+            rows = cur.fetchall()
+            conn.commit()
+        finally:
+            engine.close_connection(conn)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in rows[:3]], len(rows)  # checked, not timed as dicts
 
@@ -146,7 +168,8 @@ def build_scenarios(url, quick):
 
 
 def run_scenario(scenario, rounds, progress):
-    """Median and min seconds per stack; raises if a stack's result differs."""
+    """Wall-clock and process-CPU seconds per round for every stack, as two
+    dicts; raises if a stack's result differs from the raw driver's."""
     names = list(scenario.stacks)
     floor_name = names[0]
     expected = scenario.stacks[floor_name]()
@@ -155,14 +178,17 @@ def run_scenario(scenario, rounds, progress):
         if got != expected:
             raise AssertionError(f"{scenario.name}: {name} returned {got!r}, the raw driver {expected!r}")
     times = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            cpu_started = time.process_time()
             started = time.perf_counter()
             scenario.stacks[name]()
             times[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - cpu_started)
         progress()
-    return times
+    return times, cpu
 
 
 @dataclass
@@ -172,9 +198,15 @@ class Row:
     database: str
     scenario: str
     stack: str
-    times: list  # seconds per round
+    times: list  # wall-clock seconds per round
     ops: int
-    floor_median: float  # the raw driver's median in the same scenario
+    floor_median: float  # the floor's median in the same scenario
+    cpu: list = field(default_factory=list)  # this process's CPU seconds per round
+    floor_cpu: float = 0.0  # the floor's median CPU seconds
+
+    @property
+    def cpu_ratio(self) -> float:
+        return statistics.median(self.cpu) / self.floor_cpu if self.floor_cpu else float("nan")
 
     @property
     def median(self) -> float:
@@ -188,10 +220,12 @@ class Row:
 def format_table(rows):
     """The rows as a text table: median, min, µs/op, ratio to the floor."""
     lines = [f"{'database':<11} {'scenario':<28} {'stack':<13} {'median ms':>10} {'min ms':>9} "
-             f"{'µs/op':>8} {'x floor':>8}"]
+             f"{'µs/op':>8} {'x floor':>8} {'cpu µs/op':>10} {'cpu x floor':>12}"]
     for r in rows:
+        cpu_op = statistics.median(r.cpu) / r.ops * 1e6 if r.cpu else float("nan")
         lines.append(f"{r.database:<11} {r.scenario:<28} {r.stack:<13} {r.median * 1e3:>10.2f} "
-                     f"{min(r.times) * 1e3:>9.2f} {r.median / r.ops * 1e6:>8.2f} {r.ratio:>8.2f}")
+                     f"{min(r.times) * 1e3:>9.2f} {r.median / r.ops * 1e6:>8.2f} {r.ratio:>8.2f} "
+                     f"{cpu_op:>10.2f} {r.cpu_ratio:>12.2f}")
     return "\n".join(lines)
 
 
@@ -219,12 +253,14 @@ def collect(urls, quick, rounds, progress=True):
                         print(f"\r{dialect:<11} {scenario.name:<28} [{bar}]", end="",
                               file=sys.stderr, flush=True)
 
-                times = run_scenario(scenario, rounds, tick)
+                times, cpu = run_scenario(scenario, rounds, tick)
                 if progress:
                     print(file=sys.stderr)
-                floor = statistics.median(times[next(iter(times))])
                 for stack, stack_times in times.items():
-                    rows.append(Row(dialect, scenario.name, stack, stack_times, scenario.ops, floor))
+                    floor = scenario.floors.get(stack, "raw driver")
+                    rows.append(Row(dialect, scenario.name, stack, stack_times, scenario.ops,
+                                    statistics.median(times[floor]), cpu[stack],
+                                    statistics.median(cpu[floor])))
         finally:
             for c in closers:
                 c.close()
@@ -253,4 +289,6 @@ def main(argv=None) -> int:
     rows, failed = collect(urls, args.quick, rounds)
     if rows:
         print(format_table(rows))
+        if any(r.stack.endswith("²") for r in rows):
+            print("² the raw driver on psycopg_pool's own connection: psycopg_pool's floor")
     return 1 if failed else 0
