@@ -7,13 +7,17 @@ exception type with the same message.
 from __future__ import annotations
 
 import collections
+import datetime
 import decimal
+import enum
+import functools
 import importlib
 import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+import xxhash
 
 import fastsess._speedups_py as twin
 
@@ -314,3 +318,114 @@ def test_huge_lengths_same():
 def test_decimal_max_params_same():
     args = ("mysql", "t", ["a"], [(1,), (2,), (3,)], decimal.Decimal(2), 500)
     assert outcome(native.build_insert, *args) == outcome(twin.build_insert, *args)
+
+
+# -- query-cache keys -----------------------------------------------------------
+
+
+class Level(enum.IntEnum):
+    """An IntEnum, encoded as its int under a b"x" wrapper."""
+
+    LOW = 1
+    HIGH = 2
+
+
+class Filter:
+    """A plain object (RESTAlchemy filter style): encoded from its __dict__."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+_zones = st.sampled_from([None, datetime.timezone.utc, datetime.timezone(datetime.timedelta(hours=5, minutes=30))])
+key_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**62, max_value=2**200).flatmap(lambda n: st.sampled_from([n, -n])),
+    st.floats(),
+    st.sampled_from([0.0, -0.0, float("nan"), float("inf"), -float("inf")]),
+    texts,
+    st.binary(max_size=8),
+    st.binary(max_size=8).map(bytearray),
+    st.binary(max_size=8).map(memoryview),
+    st.uuids(),
+    st.datetimes(timezones=_zones),
+    st.dates(),
+    st.times(timezones=_zones),
+    st.timedeltas(),
+    st.decimals(),
+    st.sampled_from(list(Level)),
+    texts.map(Text),
+)
+
+
+def _containers(children):
+    """Lists, tuples, dicts with text keys, sets of ints, and wrappers of ``children``."""
+    return st.one_of(
+        st.lists(children, max_size=5),
+        st.lists(children, max_size=5).map(tuple),
+        st.dictionaries(texts, children, max_size=5),
+        st.sets(st.integers(), max_size=5),
+        st.frozensets(st.integers(-3, 3), max_size=5),
+        st.tuples(children, children).map(lambda ab: Pair(*ab)),
+        children.map(Filter),
+    )
+
+
+key_values = st.recursive(key_scalars, _containers, max_leaves=25)
+# Values with an error somewhere inside: an unsupported type, or too deep.
+key_faulty = st.one_of(
+    st.lists(st.one_of(key_scalars, st.just(1j), st.builds(object)), max_size=4),
+    st.integers(60, 70).map(lambda n: functools.reduce(lambda v, _: [v], range(n), 0)),
+)
+
+
+@diff_settings
+@given(value=st.one_of(key_values, key_faulty))
+def test_encode_key_same(value):
+    assert outcome(native.encode_key, value) == outcome(twin.encode_key, value)
+
+
+@diff_settings
+@given(value=st.one_of(key_values, key_faulty))
+def test_cache_key_same(value):
+    got, want = outcome(native.cache_key, value), outcome(twin.cache_key, value)
+    assert got == want
+    if got[0] == "ok":
+        assert got[1][0] == xxhash.xxh3_128_digest(got[1][1])
+
+
+@diff_settings
+@given(items=st.dictionaries(st.one_of(texts, st.integers(), st.tuples(st.integers())), key_values, max_size=8),
+       data=st.data())
+def test_encode_key_dict_order_insensitive(items, data):
+    shuffled = dict(data.draw(st.permutations(list(items.items()))))
+    for module in (native, twin):
+        assert module.encode_key(shuffled) == module.encode_key(items)
+
+
+# A domain where "the same query input" is decidable: nested lists and tuples of
+# small ints, short strs, bools and None (equality that also compares types).
+_plain_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.text(alphabet="ab\ud800", max_size=2))
+plain_values = st.recursive(
+    _plain_scalars,
+    lambda children: st.lists(children, max_size=3) | st.lists(children, max_size=3).map(tuple),
+    max_leaves=6,
+)
+
+
+def same_input(a, b):
+    """Equal, and of the same types all the way down (so 1 and True differ)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_input(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@diff_settings
+@given(a=plain_values, b=plain_values)
+def test_encode_key_equal_only_for_the_same_input(a, b):
+    for module in (native, twin):
+        assert (module.encode_key(a) == module.encode_key(b)) == same_input(a, b)

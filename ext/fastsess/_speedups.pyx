@@ -3,8 +3,8 @@
 
 Same names, arguments, results, exception types and messages as the twin
 (``tests/test_kernels_diff.py`` compares them).  The kernels live in the
-included parts ``_rows.pxi`` and ``_sqlbuild.pxi``; only ``fastsess._impl``
-should import this module.
+included parts ``_rows.pxi``, ``_sqlbuild.pxi`` and ``_cachekey.pxi``; only
+``fastsess._impl`` should import this module.
 """
 
 from cpython.dict cimport PyDict_Copy, PyDict_SetItem
@@ -57,3 +57,4 @@ __impl__ = "cython"
 
 include "_rows.pxi"
 include "_sqlbuild.pxi"
+include "_cachekey.pxi"

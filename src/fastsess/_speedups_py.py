@@ -7,6 +7,14 @@ them to that.  Only ``fastsess._impl`` should import either of them.
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
+import struct
+import uuid
+
+import xxhash
+
 __impl__ = "python"
 
 # Dialect names the statement builders understand, with their identifier quote.
@@ -202,3 +210,280 @@ def build_delete(dialect, table, key_columns, keys, max_params, max_bytes=0):
             params.extend(key)
         out.append((head + ", ".join([group] * len(chunk)) + ")", params))
     return out
+
+
+# -- query-cache keys -------------------------------------------------------------
+#
+# ``encode_key`` writes a canonical encoding of a (nested) query input: every
+# value starts with a one-byte type tag, and every variable-length part carries
+# its length (or, for ints, a terminator).  The encoding is therefore
+# prefix-free, and two inputs get the same bytes only if they are the same
+# query input: 1, True, 1.0, "1", Decimal(1) and an IntEnum 1 all differ, a
+# tuple differs from a list, and dicts and sets are written in sorted order of
+# their encoded items, so equal ones give equal bytes whatever their order.
+#
+# Why this makes the query cache exact: ``cache_key`` returns the 128-bit xxh3
+# hash of the encoding *and* the encoding.  The hash is only the dict key that
+# finds an entry; the entry keeps the encoding it was stored under, and a hit
+# compares that with the new encoding byte for byte.  Two inputs whose
+# encodings share a hash therefore never see each other's results: a
+# collision costs a miss, never a wrong answer.
+
+_MAX_DEPTH = 64
+_MAX_LEN = 0xFFFF_FFFF
+_pack_double = struct.Struct(">d").pack
+_pack_len = struct.Struct("<I").pack
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class created at run time
+_BUILTIN_FUNCTION = type(object.__new__)
+
+# A subclass of one of these is encoded as b"x", its qualified name, then its
+# value converted to the base (first match wins: datetime before date).  The
+# builtins are what query inputs subclass (IntEnum, str enums, namedtuples);
+# the rest are here because their subclasses (freezegun's FakeDatetime, a
+# Decimal subclass) keep the value in C fields, which b"o" would not see.
+_SUBCLASSED = (
+    (int, int),
+    (float, float),
+    (str, str.__str__),
+    (bytes, bytes),
+    (tuple, tuple),
+    (list, list),
+    (dict, dict),
+    (bytearray, bytearray),
+    (set, set),
+    (frozenset, frozenset),
+    (decimal.Decimal, decimal.Decimal),
+    (datetime.datetime, lambda v: datetime.datetime.combine(v, v.timetz())),
+    (datetime.date, lambda v: datetime.date(v.year, v.month, v.day)),
+    (datetime.time, lambda v: datetime.time(v.hour, v.minute, v.second, v.microsecond, v.tzinfo, fold=v.fold)),
+    (datetime.timedelta, lambda v: datetime.timedelta(v.days, v.seconds, v.microseconds)),
+)
+
+
+_SUBCLASSED_BASES = tuple(base for base, _ in _SUBCLASSED)
+
+
+def _too_deep():
+    return ValueError(f"value nests deeper than {_MAX_DEPTH} levels")
+
+
+def _put_len(out, n):
+    if n > _MAX_LEN:
+        raise ValueError(f"a length of {n} does not fit a cache key, expected at most {_MAX_LEN}")
+    out += _pack_len(n)
+
+
+def _put_sized(out, tag, data):
+    """``tag``, the length of ``data``, ``data``."""
+    out += tag
+    _put_len(out, len(data))
+    out += data
+
+
+def _put_text(out, tag, text):
+    # surrogatepass: a lone surrogate gets its own 3 bytes instead of failing.
+    _put_sized(out, tag, text.encode("utf-8", "surrogatepass"))
+
+
+def _put_sorted(out, entries):
+    """Append ``entries`` (encoded items) in byte order."""
+    entries.sort()
+    for entry in entries:
+        out += entry
+
+
+def _slot_names(cls):
+    """Attribute names of the value slots ``cls`` and its bases declare."""
+    names = []
+    for c in cls.__mro__:
+        slots = c.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__"):
+                continue
+            if name.startswith("__") and not name.endswith("__") and c.__name__.lstrip("_"):
+                name = "_" + c.__name__.lstrip("_") + name  # private names are mangled
+            names.append(name)
+    return names
+
+
+def _object_state(value):
+    """The attributes of an instance of a Python class as a dict, or None.
+
+    None when some class above ``object`` is a C type (or has a C ``__new__``,
+    as functools.partial does): such instances keep state that ``__dict__``
+    does not show, so functions, exceptions or partials would all collide.
+    """
+    cls = type(value)
+    if cls is object:  # a bare object(): nothing but its identity tells it apart
+        return None
+    for c in cls.__mro__[:-1]:
+        if not c.__flags__ & _HEAPTYPE or type(c.__dict__.get("__new__")) is _BUILTIN_FUNCTION:
+            return None
+    attrs = getattr(value, "__dict__", None)
+    slots = {}
+    for name in _slot_names(cls):
+        try:
+            slots[name] = getattr(value, name)
+        except AttributeError:  # an unset slot
+            pass
+    if attrs is None:
+        return slots
+    if slots:
+        # A slot hides a __dict__ entry of the same name, as it does for getattr().
+        attrs = {**attrs, **slots}
+    return attrs
+
+
+# Classes whose instances are fully described by their ``__dict__`` (no
+# slots, no C-level state; see _object_state), memoized as class -> qualified
+# name, or "" for a class that is not such a class.  The compiled module reads
+# this dict first, so the common case (RESTAlchemy filter objects) is encoded
+# without calling back into Python.  Bounded: classes made at run time must
+# not grow it without limit.
+_PLAIN_CLASSES = {}
+_PLAIN_CLASSES_MAX = 4096
+
+
+def _plain_class_name(cls):
+    """Qualified name of ``cls`` if its instances are fully described by their
+    ``__dict__``, else "" (memoized in _PLAIN_CLASSES)."""
+    name = _PLAIN_CLASSES.get(cls)
+    if name is None:
+        name = ""
+        if (cls is not object and not issubclass(cls, _SUBCLASSED_BASES)
+                and not issubclass(cls, enum.Enum) and not _slot_names(cls)
+                and cls.__dictoffset__ != 0):
+            for c in cls.__mro__[:-1]:
+                if not c.__flags__ & _HEAPTYPE or type(c.__dict__.get("__new__")) is _BUILTIN_FUNCTION:
+                    break
+            else:
+                name = f"{cls.__module__}.{cls.__qualname__}"
+        if len(_PLAIN_CLASSES) >= _PLAIN_CLASSES_MAX:
+            _PLAIN_CLASSES.clear()
+        _PLAIN_CLASSES[cls] = name
+    return name
+
+
+def _exotic(value):
+    """``(tag, type name, stand-in)`` for a value of none of the exact types:
+    b"x" and the value converted to its base for a subclass of a supported
+    type (an Enum member: its value), b"o" and the attributes for an instance
+    of a Python class; TypeError for anything else.
+
+    The compiled module calls this function too: the slow path has one source.
+    """
+    cls = type(value)
+    for base, convert in _SUBCLASSED:
+        if issubclass(cls, base):
+            tag, inner = b"x", convert(value)
+            break
+    else:
+        if issubclass(cls, enum.Enum):
+            tag, inner = b"x", value._value_
+        else:
+            tag, inner = b"o", _object_state(value)
+            if inner is None:
+                raise TypeError(f"cannot build a cache key from a {cls.__name__}")
+    return tag, f"{cls.__module__}.{cls.__qualname__}", inner
+
+
+def _put(out, value, depth):
+    """Append the encoding of ``value`` to the bytearray ``out``.
+
+    ``depth`` counts the containers, subclass wrappers and objects around
+    ``value``; each of these counts one level.
+    """
+    cls = type(value)
+    if cls is str:
+        _put_text(out, b"s", value)
+    elif cls is int:
+        out += b"i%d;" % value
+    elif value is None:
+        out += b"N"
+    elif value is True:
+        out += b"T"
+    elif value is False:
+        out += b"F"
+    elif cls is float:
+        out += b"f"
+        out += _pack_double(value)
+    elif cls is bytes:
+        _put_sized(out, b"b", value)
+    elif cls is bytearray:
+        _put_sized(out, b"y", value)
+    elif cls is memoryview:
+        _put_sized(out, b"v", value.tobytes())
+    elif cls is tuple or cls is list or cls is dict or cls is set or cls is frozenset:
+        if depth >= _MAX_DEPTH:
+            raise _too_deep()
+        depth += 1
+        if cls is tuple or cls is list:
+            out += b"(" if cls is tuple else b"["
+            _put_len(out, len(value))
+            for item in value:
+                _put(out, item, depth)
+        elif cls is dict:
+            out += b"{"
+            _put_len(out, len(value))
+            entries = []
+            for k, v in value.items():
+                entry = bytearray()
+                _put(entry, k, depth)
+                _put(entry, v, depth)
+                entries.append(entry)
+            _put_sorted(out, entries)
+        else:
+            out += b"S" if cls is set else b"Z"
+            size = len(value)
+            _put_len(out, size)
+            entries = []
+            for item in value:
+                # A set that grows back to its size while an item is encoded
+                # could yield more items than counted: refuse, as dicts do.
+                if len(entries) == size:
+                    raise RuntimeError("Set changed size during iteration")
+                entry = bytearray()
+                _put(entry, item, depth)
+                entries.append(entry)
+            _put_sorted(out, entries)
+    elif cls is uuid.UUID:
+        out += b"u"
+        out += value.bytes
+    elif cls is decimal.Decimal:
+        _put_text(out, b"m", str(value))
+    elif cls is datetime.datetime:
+        _put_text(out, b"D", value.isoformat())
+    elif cls is datetime.date:
+        _put_text(out, b"d", value.isoformat())
+    elif cls is datetime.time:
+        _put_text(out, b"t", value.isoformat())
+    elif cls is datetime.timedelta:
+        out += b"R(\x03\x00\x00\x00i%d;i%d;i%d;" % (value.days, value.seconds, value.microseconds)
+    else:
+        name = _plain_class_name(cls)
+        if name:  # the same bytes _exotic gives, without its general walk
+            tag, inner = b"o", value.__dict__
+        else:
+            tag, name, inner = _exotic(value)
+        if depth >= _MAX_DEPTH:
+            raise _too_deep()
+        _put_text(out, tag, name)
+        _put(out, inner, depth + 1)
+
+
+def encode_key(value):
+    """The canonical, type-tagged bytes of a query input (see the comment above).
+
+    Raises TypeError for a value of an unsupported type and ValueError for one
+    that nests deeper than 64 levels (which includes any cycle).
+    """
+    out = bytearray()
+    _put(out, value, 0)
+    return bytes(out)
+
+
+def cache_key(value):
+    """``(digest, encoding)`` of a query input: the 16-byte big-endian
+    xxh3-128 (seed 0) of ``encode_key(value)``, and that encoding."""
+    encoded = encode_key(value)
+    return xxhash.xxh3_128_digest(encoded), encoded

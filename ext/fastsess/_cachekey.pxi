@@ -1,0 +1,281 @@
+# Query-cache keys: encode_key, cache_key (twin: fastsess/_speedups_py.py, whose
+# comment describes the format and why comparing the bytes on a hit makes the
+# cache exact).
+#
+# The exact types are written straight into a C buffer.  Everything else
+# (subclasses, Enum members, plain objects) goes through the twin's
+# ``_exotic``: the slow path has a single source.
+
+from cpython.bytearray cimport PyByteArray_AS_STRING
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_AsEncodedString
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport qsort
+from libc.string cimport memcmp
+
+import datetime as _datetime
+import decimal as _decimal
+import uuid as _uuid
+
+from xxhash import xxh3_128_digest as _xxh3_128_digest
+
+from fastsess._speedups_py import _PLAIN_CLASSES, _exotic, _plain_class_name
+
+
+cdef enum:
+    _KEY_MAX_DEPTH = 64
+    _KEY_SMALL = 256      # bytes kept on the stack before the buffer moves to the heap
+
+
+cdef struct _KeyBuf:
+    char *data            # small, or a PyMem block once small is full
+    Py_ssize_t size
+    Py_ssize_t cap
+    char small[_KEY_SMALL]
+
+
+cdef struct _Span:        # one encoded dict/set entry, for sorting:
+    Py_ssize_t at         # its offset in the buffer,
+    Py_ssize_t n          # its size,
+    const char *p         # where its copy is while the entries are sorted
+
+
+cdef int _kb_grow(_KeyBuf *b, Py_ssize_t n) except -1:
+    """Make room for ``n`` more bytes."""
+    cdef Py_ssize_t cap = b.cap
+    cdef char *data
+    while cap - b.size < n:
+        if cap > PY_SSIZE_T_MAX // 2:
+            raise MemoryError()
+        cap *= 2
+    if b.data == b.small:
+        data = <char *>PyMem_Malloc(cap)
+        if data != NULL:
+            memcpy(data, b.small, b.size)
+    else:
+        data = <char *>PyMem_Realloc(b.data, cap)
+    if data == NULL:
+        raise MemoryError()
+    b.data = data
+    b.cap = cap
+    return 0
+
+
+cdef inline int _kb_put(_KeyBuf *b, const char *p, Py_ssize_t n) except -1:
+    if b.cap - b.size < n:
+        _kb_grow(b, n)
+    memcpy(b.data + b.size, p, n)
+    b.size += n
+    return 0
+
+
+cdef int _kb_head(_KeyBuf *b, char tag, Py_ssize_t n) except -1:
+    """``tag`` and the length ``n`` as 4 little-endian bytes."""
+    cdef unsigned char head[5]
+    if <size_t>n > 0xFFFFFFFFU:
+        raise ValueError(f"a length of {n} does not fit a cache key, expected at most 4294967295")
+    head[0] = <unsigned char>tag
+    head[1] = n & 0xFF
+    head[2] = (n >> 8) & 0xFF
+    head[3] = (n >> 16) & 0xFF
+    head[4] = (n >> 24) & 0xFF
+    return _kb_put(b, <char *>head, 5)
+
+
+cdef inline int _kb_sized(_KeyBuf *b, char tag, const char *p, Py_ssize_t n) except -1:
+    _kb_head(b, tag, n)
+    return _kb_put(b, p, n)
+
+
+cdef int _kb_text(_KeyBuf *b, char tag, str text) except -1:
+    if PyUnicode_IS_ASCII(text):  # already its own UTF-8
+        return _kb_sized(b, tag, <char *>PyUnicode_1BYTE_DATA(text), PyUnicode_GET_LENGTH(text))
+    cdef bytes data = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass")
+    return _kb_sized(b, tag, PyBytes_AS_STRING(data), len(data))
+
+
+cdef int _kb_int(_KeyBuf *b, object value) except -1:
+    """b"i", the decimal digits, b";"."""
+    cdef int overflow = 0
+    cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
+    cdef unsigned long long u = (0ULL - <unsigned long long>v) if v < 0 else <unsigned long long>v
+    cdef char text[23]    # b"i", sign, 19 digits at most, b";", written from the end
+    cdef Py_ssize_t i = 22
+    if overflow:
+        digits = b"i%d;" % value     # as in the twin: str(int)'s digit limit applies
+        return _kb_put(b, PyBytes_AS_STRING(digits), len(<bytes>digits))
+    text[i] = c';'
+    while True:
+        i -= 1
+        text[i] = <char>(c'0' + u % 10)
+        u //= 10
+        if u == 0:
+            break
+    if v < 0:
+        i -= 1
+        text[i] = c'-'
+    i -= 1
+    text[i] = c'i'
+    return _kb_put(b, text + i, 23 - i)
+
+
+cdef int _kb_float(_KeyBuf *b, double value) except -1:
+    """b"f" and the IEEE-754 bits, big-endian (struct ">d")."""
+    cdef uint64_t bits
+    cdef char text[9]
+    cdef int i
+    memcpy(&bits, &value, 8)
+    text[0] = c'f'
+    for i in range(8):
+        text[1 + i] = <char>((bits >> (56 - 8 * i)) & 0xFF)
+    return _kb_put(b, text, 9)
+
+
+cdef int _span_cmp(const void *a, const void *b) noexcept nogil:
+    cdef const _Span *x = <const _Span *>a
+    cdef const _Span *y = <const _Span *>b
+    cdef int c = memcmp(x.p, y.p, <size_t>(x.n if x.n < y.n else y.n))
+    return c if c else (x.n > y.n) - (x.n < y.n)
+
+
+cdef int _kb_unordered(_KeyBuf *b, object value, int depth) except -1:
+    """A dict (entries: key then value) or set: the entries in byte order."""
+    cdef Py_ssize_t size = len(value), n = 0, i, start
+    cdef _Span *spans = <_Span *>PyMem_Malloc((size if size else 1) * sizeof(_Span))
+    if spans == NULL:
+        raise MemoryError()
+    try:
+        _kb_head(b, c'{' if type(value) is dict else c'S' if type(value) is set else c'Z', size)
+        if type(value) is dict:
+            for k, v in (<dict>value).items():
+                if n == size:  # refilled while an item was encoded: as dict iterators say
+                    raise RuntimeError("dictionary keys changed during iteration")
+                spans[n].at = b.size
+                n += 1
+                _kb_value(b, k, depth)
+                _kb_value(b, v, depth)
+        else:
+            for item in value:
+                if n == size:  # as the twin says
+                    raise RuntimeError("Set changed size during iteration")
+                spans[n].at = b.size
+                n += 1
+                _kb_value(b, item, depth)
+        if n < 2:
+            return 0
+        # Copy the entries past the end of the buffer, sort, copy them back.
+        start = spans[0].at
+        if b.cap - b.size < b.size - start:
+            _kb_grow(b, b.size - start)
+        memcpy(b.data + b.size, b.data + start, b.size - start)
+        for i in range(n):
+            spans[i].n = (spans[i + 1].at if i + 1 < n else b.size) - spans[i].at
+            spans[i].p = b.data + b.size + (spans[i].at - start)
+        qsort(spans, n, sizeof(_Span), _span_cmp)
+        b.size = start
+        for i in range(n):
+            memcpy(b.data + b.size, spans[i].p, spans[i].n)
+            b.size += spans[i].n
+        return 0
+    finally:
+        PyMem_Free(spans)
+
+
+cdef int _kb_value(_KeyBuf *b, object value, int depth) except -1:
+    """Append the encoding of ``value``; ``depth`` as in the twin's ``_put``."""
+    cdef type cls = type(value)
+    if cls is str:
+        return _kb_text(b, c's', value)
+    if cls is int:
+        return _kb_int(b, value)
+    if value is None:
+        return _kb_put(b, "N", 1)
+    if value is True:
+        return _kb_put(b, "T", 1)
+    if value is False:
+        return _kb_put(b, "F", 1)
+    if cls is float:
+        return _kb_float(b, PyFloat_AS_DOUBLE(value))
+    if cls is bytes:
+        return _kb_sized(b, c'b', PyBytes_AS_STRING(value), len(<bytes>value))
+    if cls is bytearray:
+        return _kb_sized(b, c'y', PyByteArray_AS_STRING(value), len(<bytearray>value))
+    if cls is memoryview:
+        data = value.tobytes()
+        return _kb_sized(b, c'v', PyBytes_AS_STRING(data), len(<bytes>data))
+    if cls is tuple or cls is list or cls is dict or cls is set or cls is frozenset:
+        if depth >= _KEY_MAX_DEPTH:
+            raise ValueError("value nests deeper than 64 levels")
+        if cls is tuple:
+            _kb_head(b, c'(', len(<tuple>value))
+            for item in <tuple>value:
+                _kb_value(b, item, depth + 1)
+        elif cls is list:
+            _kb_head(b, c'[', len(<list>value))
+            for item in <list>value:
+                _kb_value(b, item, depth + 1)
+        else:
+            _kb_unordered(b, value, depth + 1)
+        return 0
+    if cls is _uuid.UUID:
+        data = value.bytes
+        _kb_put(b, "u", 1)
+        return _kb_put(b, PyBytes_AS_STRING(data), len(<bytes>data))
+    if cls is _decimal.Decimal:
+        return _kb_text(b, c'm', str(value))
+    if cls is _datetime.datetime:
+        return _kb_text(b, c'D', value.isoformat())
+    if cls is _datetime.date:
+        return _kb_text(b, c'd', value.isoformat())
+    if cls is _datetime.time:
+        return _kb_text(b, c't', value.isoformat())
+    if cls is _datetime.timedelta:
+        _kb_put(b, "R(\x03\x00\x00\x00", 6)   # b"R" and the tuple (days, seconds, microseconds)
+        _kb_int(b, value.days)
+        _kb_int(b, value.seconds)
+        return _kb_int(b, value.microseconds)
+    # Plain Python objects (RESTAlchemy's filter clauses) without a call into
+    # the twin once their class is known; everything else through _exotic.
+    name = _PLAIN_CLASSES.get(cls)
+    if name is None:
+        name = _plain_class_name(cls)
+    if name:
+        tag, inner = b"o", value.__dict__
+    else:
+        tag, name, inner = _exotic(value)
+    if depth >= _KEY_MAX_DEPTH:
+        raise ValueError("value nests deeper than 64 levels")
+    _kb_text(b, (<bytes>tag)[0], name)
+    return _kb_value(b, inner, depth + 1)
+
+
+cdef bytes _encode_key(object value):
+    cdef _KeyBuf b
+    b.data = b.small
+    b.size = 0
+    b.cap = _KEY_SMALL
+    try:
+        _kb_value(&b, value, 0)
+        return PyBytes_FromStringAndSize(b.data, b.size)
+    finally:
+        if b.data != b.small:
+            PyMem_Free(b.data)
+
+
+def encode_key(value):
+    """The canonical, type-tagged bytes of a query input (see the twin).
+
+    Raises TypeError for a value of an unsupported type and ValueError for one
+    that nests deeper than 64 levels (which includes any cycle).
+    """
+    return _encode_key(value)
+
+
+def cache_key(value):
+    """``(digest, encoding)`` of a query input: the 16-byte big-endian
+    xxh3-128 (seed 0) of ``encode_key(value)``, and that encoding."""
+    encoded = _encode_key(value)
+    return _xxh3_128_digest(encoded), encoded
