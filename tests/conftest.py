@@ -8,12 +8,15 @@ explicitly with ``-m "not db"``.
 
 from __future__ import annotations
 
+import importlib
 import os
+import time
 import uuid
 
 import pytest
 
 import fastsess
+import fastsess._speedups_py as twin
 
 PG_URL = os.environ.get("FASTSESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("FASTSESS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -26,6 +29,44 @@ _HOW_TO_START = {
              "(or run scripts/test.sh, which starts it)",
 }
 _reachable: dict = {}
+
+
+def _flag(name: str) -> bool:
+    """An env switch read as fastsess._impl reads it ("", "0", "false", "no": unset)."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _load_native():
+    """The compiled module and None, or None and why it is not tested."""
+    if _flag("FASTSESS_PURE_PYTHON"):
+        return None, "FASTSESS_PURE_PYTHON is set"
+    try:
+        return importlib.import_module("fastsess._speedups"), None
+    except ImportError as e:
+        if _flag("FASTSESS_REQUIRE_EXTENSION"):
+            raise
+        return None, f"fastsess._speedups is not importable: {e}"
+
+
+native, native_missing = _load_native()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            "cython",
+            marks=[
+                pytest.mark.native,
+                pytest.mark.skipif(native is None, reason=str(native_missing)),
+            ],
+        ),
+        "python",
+    ]
+)
+def kernels(request):
+    """The kernel module under test: fastsess._speedups or its twin."""
+    return native if request.param == "cython" else twin
+
 
 
 def pytest_report_header(config):
@@ -136,6 +177,20 @@ def table2(dialect, raw_connect):
     """A fresh table with a composite primary key ``(a, b)`` and a ``v`` column."""
     yield from fresh_table(dialect, raw_connect, "t2",
                            "a INT NOT NULL, b VARCHAR(20) NOT NULL, v INT, PRIMARY KEY (a, b)")
+
+
+def kill_backend(raw, dialect, bid) -> None:
+    """Kill server connection ``bid`` from plain connection ``raw``; wait until it is gone."""
+    if dialect == "postgresql":
+        assert raw_query(raw, "SELECT pg_terminate_backend(%s)", (bid,)) == [(True,)]
+        probe = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+    else:
+        raw_query(raw, f"KILL {int(bid)}")
+        probe = "SELECT count(*) FROM information_schema.processlist WHERE id = %s"
+    deadline = time.monotonic() + 10
+    while raw_query(raw, probe, (bid,))[0][0]:
+        assert time.monotonic() < deadline, f"backend {bid} still alive after being killed"
+        time.sleep(0.02)
 
 
 def server_connection_count(raw_conn, dialect) -> int:

@@ -15,7 +15,7 @@ import pytest
 import fastsess
 from fastsess import errors
 
-from .conftest import raw_query
+from .conftest import kill_backend, raw_query
 
 DRIVER_ERROR = {"postgresql": psycopg.Error, "mysql": MySQLdb.Error}
 SECRET = "s3cretpw"
@@ -30,20 +30,6 @@ CONNECT_TIMEOUT = 10
 def backend_id(session, dialect) -> int:
     sql = "SELECT pg_backend_pid() AS bid" if dialect == "postgresql" else "SELECT CONNECTION_ID() AS bid"
     return int(session.execute(sql).fetchone()["bid"])
-
-
-def kill_backend(raw, dialect, bid) -> None:
-    """Kill server connection ``bid`` from ``raw`` and wait until it is gone."""
-    if dialect == "postgresql":
-        assert raw_query(raw, "SELECT pg_terminate_backend(%s)", (bid,)) == [(True,)]
-        probe = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
-    else:
-        raw_query(raw, f"KILL {int(bid)}")
-        probe = "SELECT count(*) FROM information_schema.processlist WHERE id = %s"
-    deadline = time.monotonic() + 10
-    while raw_query(raw, probe, (bid,))[0][0]:
-        assert time.monotonic() < deadline, f"backend {bid} still alive after being killed"
-        time.sleep(0.02)
 
 
 def rows(raw, sql, params=None):

@@ -3,50 +3,13 @@
 from __future__ import annotations
 
 import collections
-import importlib
 import inspect
-import os
 
 import pytest
 
-import fastsess._speedups_py as twin
 
 
-def _flag(name: str) -> bool:
-    """An env switch read as fastsess._impl reads it ("", "0", "false", "no": unset)."""
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _load_native():
-    """The compiled module and None, or None and why it is not tested."""
-    if _flag("FASTSESS_PURE_PYTHON"):
-        return None, "FASTSESS_PURE_PYTHON is set"
-    try:
-        return importlib.import_module("fastsess._speedups"), None
-    except ImportError as e:
-        if _flag("FASTSESS_REQUIRE_EXTENSION"):
-            raise
-        return None, f"fastsess._speedups is not importable: {e}"
-
-
-native, native_missing = _load_native()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(
-            "cython",
-            marks=[
-                pytest.mark.native,
-                pytest.mark.skipif(native is None, reason=str(native_missing)),
-            ],
-        ),
-        "python",
-    ]
-)
-def kernels(request):
-    """The kernel module under test: fastsess._speedups or its twin."""
-    return native if request.param == "cython" else twin
+from .conftest import native, native_missing, twin
 
 
 def test_impl_tag(kernels):

@@ -10,7 +10,7 @@ import pytest
 import fastsess
 from fastsess import errors
 
-from .conftest import server_connection_count
+from .conftest import kill_backend, server_connection_count
 
 
 def test_exhaustion_times_out_then_recovers(url):
@@ -147,10 +147,7 @@ def test_broken_connection_is_discarded(url, raw_connect, dialect):
     s = engine.get_session()
     victim = _backend_id(s)
     s.commit()
-    admin = raw_connect()
-    cur = admin.cursor()
-    cur.execute("SELECT pg_terminate_backend(%s)" if dialect == "postgresql" else "KILL %s", (victim,))
-    time.sleep(0.2)
+    kill_backend(raw_connect(), dialect, victim)
     with pytest.raises(errors.ConnectionLost):
         s.execute("SELECT 1")
     s.close()

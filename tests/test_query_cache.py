@@ -201,7 +201,7 @@ def test_reads_do_not_invalidate(engine, filled):
     with engine.session_manager() as s:
         s.cache.get_all(engine, filled, {}, fb)
         s.execute(f"SELECT count(*) AS c FROM {filled}").fetchall()
-        s.execute(f"  (SELECT 1 AS one)").fetchall()
+        s.execute("  (SELECT 1 AS one)").fetchall()
         assert len(s.cache) == 1
 
 
