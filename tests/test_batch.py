@@ -69,7 +69,13 @@ class KeylessModel(Model):
 
 @pytest.fixture
 def statements(monkeypatch):
-    """Every statement any Session runs through ``execute`` during the test."""
+    """Every statement any Session runs through ``execute`` during the test.
+
+    COPY is switched off: these tests count the multi-row statements
+    (test_copy_path_* cover COPY)."""
+    from fastsess.drivers.postgresql import PostgreSQLAdapter
+
+    monkeypatch.setattr(PostgreSQLAdapter, "copy_min_rows", 0)
     seen = []
     original = session_module.Session.execute
 
@@ -537,3 +543,33 @@ def test_tricky_composite_keys_delete(engine, table2, raw_connect):
     with engine.session_manager() as s:
         assert s.batch_delete([PairModel(table2, a=a, b=b, v=None) for a, b in keys]) == len(keys)
     assert raw_query(raw, f"SELECT a FROM {table2}") == []
+
+
+# -- PostgreSQL's COPY path ------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_copy_path_for_large_batches(dialect, engine, table, raw_connect, monkeypatch):
+    seen = []
+    original = engine._adapter.copy_insert
+    monkeypatch.setattr(engine._adapter, "copy_insert",
+                        lambda *a: seen.append(len(a[3])) or original(*a))
+    n = engine._adapter.copy_min_rows
+    with engine.session_manager() as s:
+        assert s.batch_insert(items(table, range(n))) == n
+        assert s.insert_rows(table, [(i, None, None) for i in range(n, n + 5)],
+                             columns=["id", "name", "n"]) == 5
+    assert seen == [n]  # the small batch took the INSERT path
+    assert raw_query(raw_connect(), f"SELECT count(*) FROM {table}") == [(n + 5,)]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_copy_path_duplicate_is_conflict_and_changes_nothing(dialect, engine, table, raw_connect):
+    raw = raw_connect()
+    raw_query(raw, f"INSERT INTO {table} (id, name) VALUES (7, 'keep')")
+    n = engine._adapter.copy_min_rows
+    with pytest.raises(errors.ConflictError) as ei:
+        with engine.session_manager() as s:
+            s.batch_insert(items(table, range(n)))
+    assert (ei.value.key, ei.value.value) == ("id", "7")
+    assert raw_query(raw, f"SELECT id, name FROM {table}") == [(7, "keep")]

@@ -283,6 +283,22 @@ def test_build_insert_same(data):
 
 @diff_settings
 @given(data=st.data())
+def test_build_upsert_same(data):
+    insert_args = _builder_args(data, 4)
+    pool = ["a", "b", "c", "é", "z", 'x"y']
+    keys = data.draw(st.lists(st.sampled_from(pool), max_size=2))
+    updates = data.draw(st.one_of(st.none(), st.lists(st.sampled_from(pool), max_size=3)))
+
+    def args():
+        dialect, table, columns, rows, max_params, max_bytes = insert_args()
+        return dialect, table, columns, rows, list(keys), updates, max_params, max_bytes
+
+    got, want = both("build_upsert", args)
+    assert got == want
+
+
+@diff_settings
+@given(data=st.data())
 def test_build_delete_same(data):
     got, want = both("build_delete", _builder_args(data, 3))
     assert got == want

@@ -9,6 +9,8 @@
 import datetime as _datetime
 import decimal as _decimal
 
+from fastsess._speedups_py import _upsert_tail
+
 from cpython.bytearray cimport PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_GET_SIZE
 
@@ -443,6 +445,19 @@ def build_insert(dialect, table, columns, rows, max_params, max_bytes=0):
     placeholders and ``params`` the flat list of values.  An empty ``rows``
     gives an empty list.
     """
+    return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, "")
+
+
+def build_upsert(dialect, table, columns, rows, key_columns, update_columns, max_params,
+                 max_bytes=0):
+    """``build_insert`` statements that update the existing row on a conflict
+    (the clause itself comes from the twin's ``_upsert_tail``: not a hot path)."""
+    tail = _upsert_tail(dialect, columns, key_columns, update_columns)
+    return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, tail)
+
+
+cdef list _insert_statements(dialect, table, columns, rows, max_params, max_bytes, str tail):
+    """``INSERT INTO t (..) VALUES (..), (..)`` + ``tail`` per chunk of rows."""
     columns = list(columns)
     if not columns:
         raise ValueError("an insert needs at least one column")
@@ -455,8 +470,9 @@ def build_insert(dialect, table, columns, rows, max_params, max_bytes=0):
     ).replace("%", "%%")  # statements run with parameters: a % in a name is literal
     cdef Py_ssize_t width = len(columns)
     cdef str group = "(" + ", ".join(["%s"] * width) + ")"
-    rows_list, bounds = _chunks(rows, width, max_params, max_bytes, len(head), len(group) + 2)
-    return _statements(head, group, None, rows_list, bounds)
+    rows_list, bounds = _chunks(rows, width, max_params, max_bytes, len(head) + len(tail),
+                                len(group) + 2)
+    return _statements(head, group, tail or None, rows_list, bounds)
 
 
 def build_delete(dialect, table, key_columns, keys, max_params, max_bytes=0):

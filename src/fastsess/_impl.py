@@ -47,6 +47,7 @@ rows_to_dicts = _k.rows_to_dicts
 quote_identifier = _k.quote_identifier
 quote_table = _k.quote_table
 build_insert = _k.build_insert
+build_upsert = _k.build_upsert
 build_delete = _k.build_delete
 encode_key = _k.encode_key
 cache_key = _k.cache_key

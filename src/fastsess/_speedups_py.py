@@ -156,6 +156,56 @@ def build_insert(dialect, table, columns, rows, max_params, max_bytes=0):
     placeholders and ``params`` the flat list of values.  An empty ``rows``
     gives an empty list.
     """
+    return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, "")
+
+
+def build_upsert(dialect, table, columns, rows, key_columns, update_columns, max_params,
+                 max_bytes=0):
+    """``build_insert`` statements that update the existing row on a conflict.
+
+    PostgreSQL: ``ON CONFLICT (keys) DO UPDATE SET c = EXCLUDED.c, ..``;
+    MySQL: ``ON DUPLICATE KEY UPDATE c = VALUES(c), ..``.  ``update_columns``
+    None means every column not in ``key_columns``; an empty list leaves the
+    existing rows as they are (``DO NOTHING``; on MySQL a no-op assignment).
+    """
+    tail = _upsert_tail(dialect, columns, key_columns, update_columns)
+    return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, tail)
+
+
+def _upsert_tail(dialect, columns, key_columns, update_columns):
+    """The conflict clause of an upsert (the compiled module calls this too)."""
+    columns = list(columns)
+    key_columns = list(key_columns)
+    if not key_columns:
+        raise ValueError("an upsert needs at least one key column")
+    for name in key_columns:
+        if name not in columns:
+            raise ValueError(f"key column {name!r} is not among the inserted columns")
+    if update_columns is None:
+        update_columns = [c for c in columns if c not in key_columns]
+    else:
+        update_columns = list(update_columns)
+        for name in update_columns:
+            if name not in columns:
+                raise ValueError(f"update column {name!r} is not among the inserted columns")
+    updates = [quote_identifier(dialect, c) for c in update_columns]
+    if dialect == "postgresql":
+        target = ", ".join([quote_identifier(dialect, c) for c in key_columns])
+        if updates:
+            tail = (f" ON CONFLICT ({target}) DO UPDATE SET "
+                    + ", ".join([f"{c} = EXCLUDED.{c}" for c in updates]))
+        else:
+            tail = f" ON CONFLICT ({target}) DO NOTHING"
+    elif updates:
+        tail = " ON DUPLICATE KEY UPDATE " + ", ".join([f"{c} = VALUES({c})" for c in updates])
+    else:  # assigning a key column to itself changes nothing
+        key = quote_identifier(dialect, key_columns[0])
+        tail = f" ON DUPLICATE KEY UPDATE {key} = {key}"
+    return tail.replace("%", "%%")  # a % in a name is literal
+
+
+def _insert_statements(dialect, table, columns, rows, max_params, max_bytes, tail):
+    """``INSERT INTO t (..) VALUES (..), (..)`` + ``tail`` per chunk of rows."""
     columns = list(columns)
     if not columns:
         raise ValueError("an insert needs at least one column")
@@ -169,11 +219,11 @@ def build_insert(dialect, table, columns, rows, max_params, max_bytes=0):
     width = len(columns)
     group = "(" + ", ".join(["%s"] * width) + ")"
     out = []
-    for chunk in _chunks(rows, width, max_params, max_bytes, len(head), len(group) + 2):
+    for chunk in _chunks(rows, width, max_params, max_bytes, len(head) + len(tail), len(group) + 2):
         params = []
         for row in chunk:
             params.extend(row)
-        out.append((head + ", ".join([group] * len(chunk)), params))
+        out.append((head + ", ".join([group] * len(chunk)) + tail, params))
     return out
 
 

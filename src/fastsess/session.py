@@ -244,25 +244,50 @@ class Session:
         every dict must have exactly those keys) or sequences in ``columns``
         order.  Returns the number of rows inserted; empty ``rows`` is a no-op.
         """
-        rows = list(rows)
-        if not rows:
+        columns, values = _rows_and_columns(rows, columns)
+        if not values:
             return 0
-        if isinstance(rows[0], dict):
-            if columns is None:
-                columns = list(rows[0])
-            columns = list(columns)
-            wanted = set(columns)
-            values = []
-            for i, row in enumerate(rows):
-                if not isinstance(row, dict) or row.keys() != wanted:
-                    raise ValueError(f"row {i} does not have exactly the columns {columns}")
-                values.append([row[c] for c in columns])
-        else:
-            if columns is None:
-                raise TypeError("columns are required when rows are sequences")
-            values = rows
+        return self._insert_values(table, columns, values)
+
+    def _insert_values(self, table, columns, values) -> int:
+        """Insert value sequences: COPY where the adapter has it and the batch
+        is large enough to pay for it, else multi-row INSERTs."""
+        max_params, max_bytes = self._limits(table, columns)  # checks the names first
+        adapter = self._adapter
+        if adapter.copy_min_rows and len(values) >= adapter.copy_min_rows:
+            raw = self._raw if self._raw is not None else self._checkout()
+            if self._cache is not None:
+                self._cache.clear()
+            self._dirty = True
+            try:
+                return adapter.copy_insert(raw, table, columns, values)
+            except adapter.CopyRefused:
+                pass  # a value COPY would store differently: INSERT it instead
+            except self._driver_error as e:
+                raise self._fail(e) from e
+        chunks = _build_insert(adapter.dialect, table, columns, values, max_params, max_bytes)
+        return self._run_chunks(chunks)
+
+    def upsert_rows(self, table: str, rows, key_columns, update_columns=None, columns=None) -> int:
+        """Insert rows, updating the existing ones on a key conflict.
+
+        ``rows`` as for ``insert_rows``.  ``key_columns`` name the unique key
+        that decides a conflict (PostgreSQL's ``ON CONFLICT`` target; MySQL
+        uses whichever unique key the row collides with).  ``update_columns``
+        (default: every column not in the key) take the new row's values; an
+        empty list leaves existing rows untouched.  Returns the driver's row
+        count: PostgreSQL counts each row inserted or updated once, MySQL
+        counts an updated row twice.
+        """
+        if isinstance(key_columns, str):
+            key_columns = [key_columns]
+        columns, values = _rows_and_columns(rows, columns)
+        if not values:
+            return 0
         max_params, max_bytes = self._limits(table, columns)
-        chunks = _build_insert(self._adapter.dialect, table, columns, values, max_params, max_bytes)
+        chunks = _impl.build_upsert(self._adapter.dialect, table, columns, values, list(key_columns),
+                                    None if update_columns is None else list(update_columns),
+                                    max_params, max_bytes)
         return self._run_chunks(chunks)
 
     def delete_rows(self, table: str, keys, key_columns) -> int:
@@ -308,9 +333,7 @@ class Session:
             elif snapshot.keys() != wanted:
                 raise ValueError(f"model {i} stores other columns than the first model")
             values.append([snapshot[c] for c in columns])
-        max_params, max_bytes = self._limits(table, columns)
-        chunks = _build_insert(self._adapter.dialect, table, columns, values, max_params, max_bytes)
-        return self._run_chunks(chunks)
+        return self._insert_values(table, columns, values)
 
     def batch_delete(self, models) -> int:
         """Delete RESTAlchemy-style models of one type by their primary key
@@ -330,6 +353,28 @@ class Session:
         chunks = _build_delete(self._adapter.dialect, table, key_columns, values, max_params,
                                max_bytes)
         return self._run_chunks(chunks)
+
+
+def _rows_and_columns(rows, columns):
+    """(columns, value sequences) of plain rows: dicts with the same keys, or
+    sequences in ``columns`` order."""
+    rows = list(rows)
+    if not rows:
+        return columns, []
+    if isinstance(rows[0], dict):
+        if columns is None:
+            columns = list(rows[0])
+        columns = list(columns)
+        wanted = set(columns)
+        values = []
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict) or row.keys() != wanted:
+                raise ValueError(f"row {i} does not have exactly the columns {columns}")
+            values.append([row[c] for c in columns])
+        return columns, values
+    if columns is None:
+        raise TypeError("columns are required when rows are sequences")
+    return list(columns), rows
 
 
 def _check_models(models) -> str:

@@ -19,6 +19,10 @@ class DriverAdapter:
     dialect: str = ""
     #: Bound parameters one statement may carry.
     max_params: int = 65535
+    #: Rows from which ``copy_insert`` (COPY) beats multi-row INSERTs; 0: no COPY.
+    copy_min_rows: int = 0
+    #: Raised by ``copy_insert`` for rows it will not COPY (the caller INSERTs them).
+    CopyRefused: type = type("CopyRefused", (Exception,), {})
     #: Keys one row-value ``(a, b) IN ((..), ..)`` may list (0: no limit).
     max_row_keys: int = 0
     #: The driver's exception class(es); sessions catch them and translate.
