@@ -91,7 +91,9 @@ def test_idle_connections_are_closed_after_max_idle(url):
         s.execute("SELECT 1")
     for s in sessions:
         s.close()
-    assert engine.pool_stats()["idle"] == 3
+    stats = engine.pool_stats()
+    # All three went idle (the reaper may already have closed some on a slow machine).
+    assert stats["in_use"] == 0 and stats["idle"] + stats["connections_closed"] == 3
     deadline = time.monotonic() + 5
     while engine.pool_stats()["size"] and time.monotonic() < deadline:
         time.sleep(0.05)  # the reaper thread closes them without any traffic

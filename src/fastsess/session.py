@@ -103,7 +103,9 @@ class Session:
         return err
 
     def connection(self):
-        """The driver connection this session uses (checked out if needed)."""
+        """The driver connection this session uses (checked out if needed).
+        Whatever runs on it counts as this session's transaction."""
+        self._dirty = True  # the session cannot see what runs on it
         return self._raw if self._raw is not None else self._checkout()
 
     # -- statements ----------------------------------------------------------
@@ -144,6 +146,8 @@ class Session:
         raw = self._raw
         if raw is None:
             return
+        # Always ask the driver, even when nothing ran through execute():
+        # work done on connection() is invisible to the session.
         try:
             raw.commit()
         except self._driver_error as e:
