@@ -78,6 +78,26 @@ def insert_with_parameters(session, table, columns, rows):
     return total
 
 
+def store_both_ways(engine, make_table, copies, columns_sql, columns, rows, time_zone=None):
+    """The same rows stored by copy_insert and by the INSERT path into two fresh
+    tables; returns (COPY's table, INSERT's table, the COPY statements run)."""
+    by_copy, by_params = make_table(columns_sql), make_table(columns_sql)
+    with engine.session_manager() as s:
+        if time_zone:
+            s.execute(f"SET LOCAL TIME ZONE '{time_zone}'")
+        raw = s.connection()
+        seen = copies(raw)
+        assert engine._adapter.copy_insert(raw, by_copy, columns, rows) == len(rows)
+        assert insert_with_parameters(s, by_params, columns, rows) == len(rows)
+        s.commit()
+    return by_copy, by_params, seen
+
+
+def whole_rows_as_text(conn, table):
+    """Every row as one text value, in id order."""
+    return raw_query(conn, f'SELECT t::text FROM "{table}" t ORDER BY id')
+
+
 def as_text(conn, table):
     """Every row as (id, column text...), compared exactly (NaN included)."""
     return raw_query(conn, f'SELECT t.id, t.x::text FROM "{table}" t ORDER BY t.id')
@@ -122,21 +142,14 @@ def test_a_subset_of_columns_leaves_the_others_to_their_defaults(engine, make_ta
 def test_ten_thousand_rows_match_the_parameter_path(engine, make_table, raw_connect, copies):
     columns_sql = ("id int PRIMARY KEY, name varchar(64), n int, x double precision, "
                    "ts timestamp, u uuid")
-    by_copy, by_params = make_table(columns_sql), make_table(columns_sql)
     columns = ["id", "name", "n", "x", "ts", "u"]
     base = datetime.datetime(2024, 1, 1, 12, 0, 0)
     rows = [(i, f"user {i}\t\u00e9", (i * 7919) % 100_000, i * 0.25 + 0.1,
              base + datetime.timedelta(seconds=i, microseconds=i % 1000), uuid.UUID(int=i * 977))
             for i in range(10_000)]
-    with engine.session_manager() as s:
-        raw = s.connection()
-        seen = copies(raw)
-        assert engine._adapter.copy_insert(raw, by_copy, columns, rows) == 10_000
-        assert insert_with_parameters(s, by_params, columns, rows) == 10_000
-        s.commit()
+    by_copy, by_params, seen = store_both_ways(engine, make_table, copies, columns_sql, columns, rows)
     reader = raw_connect()
-    select = 'SELECT t::text FROM "{}" t ORDER BY id'
-    assert raw_query(reader, select.format(by_copy)) == raw_query(reader, select.format(by_params))
+    assert whole_rows_as_text(reader, by_copy) == whole_rows_as_text(reader, by_params)
     assert copy_format(seen) == "binary"
 
 
@@ -218,17 +231,11 @@ TYPE_CASES = [
                          [case[1:] for case in TYPE_CASES], ids=[case[0] for case in TYPE_CASES])
 def test_values_round_trip_as_the_parameter_path_stores_them(engine, make_table, raw_connect, copies,
                                                              column_type, values, expected_format):
-    by_copy = make_table(f"id int PRIMARY KEY, x {column_type}")
-    by_params = make_table(f"id int PRIMARY KEY, x {column_type}")
     rows = [(i, v) for i, v in enumerate(values)]
-    with engine.session_manager() as s:
-        # Not UTC: naive datetimes into timestamptz must be read in it on both paths.
-        s.execute("SET LOCAL TIME ZONE 'America/New_York'")
-        raw = s.connection()
-        seen = copies(raw)
-        assert engine._adapter.copy_insert(raw, by_copy, ["id", "x"], rows) == len(rows)
-        assert insert_with_parameters(s, by_params, ["id", "x"], rows) == len(rows)
-        s.commit()
+    # Not UTC: naive datetimes into timestamptz must be read in it on both paths.
+    by_copy, by_params, seen = store_both_ways(engine, make_table, copies,
+                                               f"id int PRIMARY KEY, x {column_type}", ["id", "x"],
+                                               rows, time_zone="America/New_York")
     reader = raw_connect()
     stored = as_text(reader, by_copy)
     assert len(stored) == len(rows)
@@ -240,22 +247,15 @@ def test_all_the_types_in_one_table(engine, make_table, raw_connect, copies):
     columns = ["id", "s", "i", "f", "d", "b", "ts", "tz", "dt", "u", "by", "arr"]
     columns_sql = ("id int PRIMARY KEY, s text, i int, f double precision, d numeric, b boolean, "
                    "ts timestamp, tz timestamptz, dt date, u uuid, by bytea, arr int[]")
-    by_copy, by_params = make_table(columns_sql), make_table(columns_sql)
     rows = [
         (1, "a\tb\nc\\d \u00e9\U0001F600", 5, 0.1 + 0.2, D("2.50"), True,
          datetime.datetime(2024, 1, 2, 3, 4, 5, 6), datetime.datetime(2024, 1, 2, 3, 4, tzinfo=TZ_PLUS),
          datetime.date(2024, 2, 29), uuid.UUID(int=42), b"\x00\\\t\n", [1, None, 3]),
         (2,) + (None,) * 11,
     ]
-    with engine.session_manager() as s:
-        raw = s.connection()
-        seen = copies(raw)
-        assert engine._adapter.copy_insert(raw, by_copy, columns, rows) == 2
-        assert insert_with_parameters(s, by_params, columns, rows) == 2
-        s.commit()
+    by_copy, by_params, seen = store_both_ways(engine, make_table, copies, columns_sql, columns, rows)
     reader = raw_connect()
-    select = 'SELECT t::text FROM "{}" t ORDER BY id'
-    assert raw_query(reader, select.format(by_copy)) == raw_query(reader, select.format(by_params))
+    assert whole_rows_as_text(reader, by_copy) == whole_rows_as_text(reader, by_params)
     assert copy_format(seen) == "text"  # bytea and int[]: text format
     typed = raw_query(reader, f'SELECT {", ".join(columns)} FROM "{by_copy}" ORDER BY id')
     assert typed[0][1:] == (rows[0][1], 5, 0.1 + 0.2, D("2.50"), True, rows[0][6],
