@@ -356,6 +356,18 @@ def _slot_names(cls):
     return names
 
 
+def _state_is_visible(cls):
+    """Whether instances of ``cls`` keep all their state where Python sees it
+    (``__dict__`` and slots): every class above ``object`` is a Python class
+    without a C ``__new__``.  A bare ``object()`` has only its identity."""
+    if cls is object:
+        return False
+    for c in cls.__mro__[:-1]:
+        if not c.__flags__ & _HEAPTYPE or type(c.__dict__.get("__new__")) is _BUILTIN_FUNCTION:
+            return False
+    return True
+
+
 def _object_state(value):
     """The attributes of an instance of a Python class as a dict, or None.
 
@@ -364,11 +376,8 @@ def _object_state(value):
     does not show, so functions, exceptions or partials would all collide.
     """
     cls = type(value)
-    if cls is object:  # a bare object(): nothing but its identity tells it apart
+    if not _state_is_visible(cls):
         return None
-    for c in cls.__mro__[:-1]:
-        if not c.__flags__ & _HEAPTYPE or type(c.__dict__.get("__new__")) is _BUILTIN_FUNCTION:
-            return None
     attrs = getattr(value, "__dict__", None)
     slots = {}
     for name in _slot_names(cls):
@@ -400,14 +409,9 @@ def _plain_class_name(cls):
     name = _PLAIN_CLASSES.get(cls)
     if name is None:
         name = ""
-        if (cls is not object and not issubclass(cls, _SUBCLASSED_BASES)
-                and not issubclass(cls, enum.Enum) and not _slot_names(cls)
-                and cls.__dictoffset__ != 0):
-            for c in cls.__mro__[:-1]:
-                if not c.__flags__ & _HEAPTYPE or type(c.__dict__.get("__new__")) is _BUILTIN_FUNCTION:
-                    break
-            else:
-                name = f"{cls.__module__}.{cls.__qualname__}"
+        if (not issubclass(cls, _SUBCLASSED_BASES) and not issubclass(cls, enum.Enum)
+                and not _slot_names(cls) and cls.__dictoffset__ != 0 and _state_is_visible(cls)):
+            name = f"{cls.__module__}.{cls.__qualname__}"
         if len(_PLAIN_CLASSES) >= _PLAIN_CLASSES_MAX:
             _PLAIN_CLASSES.clear()
         _PLAIN_CLASSES[cls] = name
