@@ -27,8 +27,8 @@ class session_manager:
         session = self._session
         if session is None:
             storage = self._engine._storage
-            if storage._stored:
-                session = getattr(storage._local, "session", None)
+            if storage._stored:  # skip the thread-local lookup while nothing is stored
+                session = storage.find_session()
             if session is None:
                 session = self._session = self._engine.get_session()
                 self._owned = True
