@@ -375,3 +375,145 @@ def test_cache_key_pinned(kernels, value, digest):
 def test_cache_key_errors_match_encode_key(kernels):
     with pytest.raises(TypeError, match="^cannot build a cache key from a complex$"):
         kernels.cache_key((1j,))
+
+
+# -- cache_get: the hit path ----------------------------------------------------------
+
+
+def _entries_with(kernels, value, result):
+    digest, encoding = kernels.cache_key(value)
+    return collections.OrderedDict([(digest, (encoding, result))])
+
+
+def test_cache_get_hit_returns_the_stored_object_and_moves_it_last(kernels):
+    result = [{"id": 1}]
+    entries = _entries_with(kernels, ("a", 1), result)
+    entries.update(_entries_with(kernels, ("b", 2), "other"))
+    assert kernels.cache_get(entries, ("a", 1), None) is result
+    assert list(entries.values())[-1][1] is result  # most recently used is last
+
+
+def test_cache_get_miss_gives_the_default_and_leaves_the_order(kernels):
+    entries = _entries_with(kernels, ("a", 1), "x")
+    entries.update(_entries_with(kernels, ("b", 2), "y"))
+    before = list(entries)
+    default = object()
+    assert kernels.cache_get(entries, ("a", True), default) is default  # 1 and True differ
+    assert list(entries) == before
+
+
+def test_cache_get_compares_the_encoding_not_just_the_digest(kernels):
+    # A forged collision: the slot of one input holds another input's entry.
+    digest_a, _ = kernels.cache_key(("a", 1))
+    _, encoding_b = kernels.cache_key(("b", 2))
+    entries = collections.OrderedDict([(digest_a, (encoding_b, "result of b"))])
+    assert kernels.cache_get(entries, ("a", 1), "miss") == "miss"
+
+
+def test_cache_get_uncacheable_input_is_a_miss(kernels):
+    entries = collections.OrderedDict()
+    assert kernels.cache_get(entries, (1j,), "miss") == "miss"
+    nested = functools.reduce(lambda v, _: [v], range(70), 0)
+    assert kernels.cache_get(entries, nested, "miss") == "miss"
+
+
+def test_cache_get_wants_an_ordered_dict(kernels):
+    with pytest.raises(TypeError, match="^entries must be an OrderedDict, got dict$"):
+        kernels.cache_get({}, 1, None)
+
+
+# -- QueryCacheCore: get_all / query without a database -------------------------------
+
+
+class _Table:
+    name = "users"
+
+
+class _Calls:
+    """A fallback that records its calls and returns a fresh list each time."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        return [len(self.calls)]
+
+
+def test_core_get_all_hits_misses_and_locked(kernels):
+    session, engine = object(), object()
+    core = kernels.QueryCacheCore(session, max_entries=4)
+    fallback = _Calls()
+    first = core.get_all(engine, _Table, {"id": [1, 2]}, fallback, limit=5, order_by={"id": "asc"})
+    again = core.get_all(engine, _Table, {"id": [1, 2]}, fallback, limit=5, order_by={"id": "asc"})
+    assert again is first and len(fallback.calls) == 1
+    assert fallback.calls[0] == {"filters": {"id": [1, 2]}, "session": session, "limit": 5,
+                                 "order_by": {"id": "asc"}, "locked": False}
+    other_order = core.get_all(engine, _Table, {"id": [1, 2]}, fallback, limit=5,
+                               order_by={"id": "desc"})
+    assert other_order is not first
+    locked = core.get_all(engine, _Table, {"id": [1, 2]}, fallback, limit=5,
+                          order_by={"id": "asc"}, locked=True)
+    assert locked is not first and fallback.calls[-1]["locked"] is True
+    assert (core.hits, core.misses, core.uncacheable) == (1, 2, 0)
+    assert len(core._entries) == 2
+
+
+def test_core_table_name_from_str_or_object(kernels):
+    core = kernels.QueryCacheCore(None)
+    engine, fallback = object(), _Calls()
+    by_object = core.get_all(engine, _Table, None, fallback)
+    assert core.get_all(engine, "users", None, fallback) is by_object
+
+
+def test_core_query_never_caches_locking_reads(kernels):
+    core = kernels.QueryCacheCore(None)
+    engine, fallback = object(), _Calls()
+    for _ in range(2):
+        core.query(engine, "t", "id = %s FOR UPDATE", [1], fallback)
+    assert len(fallback.calls) == 2 and len(core._entries) == 0
+    first = core.query(engine, "t", "id = %s", [1], fallback)
+    assert core.query(engine, "t", "id = %s", [1], fallback) is first
+    assert core.query(engine, "t", "id = %s", [2], fallback) is not first
+
+
+def test_core_key_is_taken_before_the_fallback_runs(kernels):
+    # A fallback that mutates its filters must not file its result under the
+    # mutated filters: a later query for those would get the wrong rows.
+    core = kernels.QueryCacheCore(None)
+    engine = object()
+
+    def mutating(**kwargs):
+        kwargs["filters"]["id"] = 2
+        return ["rows of id 1"]
+
+    filters = {"id": 1}
+    core.get_all(engine, "t", filters, mutating)
+    assert core.get_all(engine, "t", {"id": 2}, lambda **kw: ["rows of id 2"]) == ["rows of id 2"]
+
+
+def test_core_uncacheable_runs_the_fallback_every_time(kernels):
+    core = kernels.QueryCacheCore(None)
+    fallback = _Calls()
+    core.get_all(object(), "t", {"x": 1j}, fallback)
+    core.get_all(object(), "t", {"x": 1j}, fallback)
+    assert len(fallback.calls) == 2
+    assert (core.hits, core.misses, core.uncacheable) == (0, 0, 2)
+
+
+def test_core_lru_bound(kernels):
+    core = kernels.QueryCacheCore(None, max_entries=2)
+    engine, fallback = object(), _Calls()
+    a = core.get_all(engine, "t", 1, fallback)
+    core.get_all(engine, "t", 2, fallback)
+    core.get_all(engine, "t", 1, fallback)  # a is now the most recent
+    core.get_all(engine, "t", 3, fallback)  # evicts 2
+    assert core.get_all(engine, "t", 1, fallback) is a
+    calls = len(fallback.calls)
+    core.get_all(engine, "t", 2, fallback)
+    assert len(fallback.calls) == calls + 1
+
+
+def test_core_rejects_an_empty_bound(kernels):
+    with pytest.raises(ValueError, match="^max_entries must be at least 1, got 0$"):
+        kernels.QueryCacheCore(None, max_entries=0)

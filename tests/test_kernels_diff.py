@@ -445,3 +445,43 @@ def same_input(a, b):
 def test_encode_key_equal_only_for_the_same_input(a, b):
     for module in (native, twin):
         assert (module.encode_key(a) == module.encode_key(b)) == same_input(a, b)
+
+
+@diff_settings
+@given(stored=st.lists(key_values, max_size=4), probe=st.one_of(key_values, key_faulty))
+def test_cache_get_same(stored, probe):
+    def run(module):
+        entries = collections.OrderedDict()
+        for i, value in enumerate(stored):
+            digest, encoding = module.cache_key(value)
+            entries[digest] = (encoding, i)
+        found = outcome(module.cache_get, entries, probe, "miss")
+        return found, [e[1] for e in entries.values()]
+
+    assert run(native) == run(twin)
+
+
+@diff_settings
+@given(calls=st.lists(st.tuples(st.sampled_from(["get_all", "query"]), key_values, st.booleans()),
+                      max_size=12))
+def test_query_cache_core_same(calls):
+    engine = object()
+
+    def run(module):
+        core = module.QueryCacheCore(None, max_entries=3)
+        made = []
+
+        def fallback(**kwargs):
+            made.append(kwargs.get("filters", kwargs.get("where_values")))
+            return len(made)
+
+        seen = []
+        for entry, value, locked in calls:
+            if entry == "get_all":
+                seen.append(outcome(core.get_all, engine, "t", value, fallback, None, None, locked))
+            else:
+                seen.append(outcome(core.query, engine, "t", "a = %s", value, fallback, None, None,
+                                    locked))
+        return seen, (core.hits, core.misses, core.uncacheable), len(core._entries)
+
+    assert run(native) == run(twin)

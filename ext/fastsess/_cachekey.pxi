@@ -16,6 +16,7 @@ from libc.stdint cimport uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp
 
+import collections as _collections
 import datetime as _datetime
 import decimal as _decimal
 import uuid as _uuid
@@ -24,10 +25,26 @@ from xxhash import xxh3_128_digest as _xxh3_128_digest
 
 from fastsess._speedups_py import _PLAIN_CLASSES, _exotic, _plain_class_name
 
+# The exact types compared below, held in C globals: a module attribute
+# lookup per comparison would cost more than the encoding of a small value.
+cdef type _UUID = _uuid.UUID
+cdef type _DECIMAL = _decimal.Decimal
+cdef type _DATETIME = _datetime.datetime
+cdef type _DATE = _datetime.date
+cdef type _TIME = _datetime.time
+cdef type _TIMEDELTA = _datetime.timedelta
+cdef dict _plain_classes = _PLAIN_CLASSES  # the twin's memo, shared
+cdef type _ORDERED_DICT = _collections.OrderedDict
+cdef object _move_to_end = _collections.OrderedDict.move_to_end
+
+cdef extern from "Python.h":
+    PyObject* PyDict_GetItemWithError(object d, object key) except? NULL
+
 
 cdef enum:
     _KEY_MAX_DEPTH = 64
     _KEY_SMALL = 256      # bytes kept on the stack before the buffer moves to the heap
+    _KEY_FEW_SPANS = 16   # dict/set entries sorted without a heap block
 
 
 cdef struct _KeyBuf:
@@ -144,9 +161,12 @@ cdef int _span_cmp(const void *a, const void *b) noexcept nogil:
 cdef int _kb_unordered(_KeyBuf *b, object value, int depth) except -1:
     """A dict (entries: key then value) or set: the entries in byte order."""
     cdef Py_ssize_t size = len(value), n = 0, i, start
-    cdef _Span *spans = <_Span *>PyMem_Malloc((size if size else 1) * sizeof(_Span))
-    if spans == NULL:
-        raise MemoryError()
+    cdef _Span few[_KEY_FEW_SPANS]   # small dicts (filters, order_by) need no heap block
+    cdef _Span *spans = few
+    if size > _KEY_FEW_SPANS:
+        spans = <_Span *>PyMem_Malloc(size * sizeof(_Span))
+        if spans == NULL:
+            raise MemoryError()
     try:
         _kb_head(b, c'{' if type(value) is dict else c'S' if type(value) is set else c'Z', size)
         if type(value) is dict:
@@ -181,7 +201,8 @@ cdef int _kb_unordered(_KeyBuf *b, object value, int depth) except -1:
             b.size += spans[i].n
         return 0
     finally:
-        PyMem_Free(spans)
+        if spans != few:
+            PyMem_Free(spans)
 
 
 cdef int _kb_value(_KeyBuf *b, object value, int depth) except -1:
@@ -220,26 +241,26 @@ cdef int _kb_value(_KeyBuf *b, object value, int depth) except -1:
         else:
             _kb_unordered(b, value, depth + 1)
         return 0
-    if cls is _uuid.UUID:
+    if cls is _UUID:
         data = value.bytes
         _kb_put(b, "u", 1)
         return _kb_put(b, PyBytes_AS_STRING(data), len(<bytes>data))
-    if cls is _decimal.Decimal:
+    if cls is _DECIMAL:
         return _kb_text(b, c'm', str(value))
-    if cls is _datetime.datetime:
+    if cls is _DATETIME:
         return _kb_text(b, c'D', value.isoformat())
-    if cls is _datetime.date:
+    if cls is _DATE:
         return _kb_text(b, c'd', value.isoformat())
-    if cls is _datetime.time:
+    if cls is _TIME:
         return _kb_text(b, c't', value.isoformat())
-    if cls is _datetime.timedelta:
+    if cls is _TIMEDELTA:
         _kb_put(b, "R(\x03\x00\x00\x00", 6)   # b"R" and the tuple (days, seconds, microseconds)
         _kb_int(b, value.days)
         _kb_int(b, value.seconds)
         return _kb_int(b, value.microseconds)
     # Plain Python objects (RESTAlchemy's filter clauses) without a call into
     # the twin once their class is known; everything else through _exotic.
-    name = _PLAIN_CLASSES.get(cls)
+    name = _plain_classes.get(cls)
     if name is None:
         name = _plain_class_name(cls)
     if name:
@@ -279,3 +300,138 @@ def cache_key(value):
     xxh3-128 (seed 0) of ``encode_key(value)``, and that encoding."""
     encoded = _encode_key(value)
     return _xxh3_128_digest(encoded), encoded
+
+
+def cache_get(entries, value, default):
+    """The result cached for ``value`` in ``entries`` (an OrderedDict), moved
+    to the LRU end, or ``default`` (see the twin)."""
+    found = _lookup_or_miss(entries, value)
+    return default if found is _MISS else found
+
+
+# -- the query cache's hot path (twin: _speedups_py.QueryCacheCore) ------------------
+
+from cpython.long cimport PyLong_FromVoidPtr
+
+from fastsess._speedups_py import LOCKING_READ
+
+cdef object _MISS = object()
+cdef object _locking_search = LOCKING_READ.search
+
+
+cdef inline object _table_name(object table):
+    """As the twin's: a table's name, from a str or an object's ``.name``."""
+    if type(table) is str:
+        return table
+    name = getattr(table, "name", None)
+    return name if type(name) is str else repr(table)
+
+
+cdef inline object _lookup_or_miss(object entries, object key):
+    """cache_get(entries, key, _MISS) without the call."""
+    cdef bytes encoded
+    if type(entries) is not _ORDERED_DICT:
+        raise TypeError(f"entries must be an OrderedDict, got {type(entries).__name__}")
+    try:
+        encoded = _encode_key(key)
+    except (TypeError, ValueError):
+        return _MISS
+    digest = _xxh3_128_digest(encoded)
+    cdef PyObject *entry = PyDict_GetItemWithError(entries, digest)
+    if entry == NULL or (<object>entry)[0] != encoded:
+        return _MISS
+    _move_to_end(entries, digest)
+    return (<object>entry)[1]
+
+
+cdef class QueryCacheCore:
+    """The entry points of ``fastsess.cache.SessionQueryCache`` that a cache
+    hit goes through, compiled: a hit runs no Python code (see the twin)."""
+
+    cdef public object _session
+    cdef public object _entries
+    cdef public object _engines
+    cdef public object max_entries
+    cdef public long long hits
+    cdef public long long misses
+    cdef public long long uncacheable
+
+    def __init__(self, session, max_entries=1024):
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self._session = session
+        self._entries = _ORDERED_DICT()  # digest -> (encoding, result)
+        self._engines = {}  # id -> engine of every engine in a key
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self.uncacheable = 0
+
+    def get_all(self, engine, table, filters, fallback, limit=None, order_by=None, locked=False):
+        """``fallback(filters=, session=, limit=, order_by=, locked=)``, cached."""
+        slot = None
+        if not locked:
+            key = ("get_all", PyLong_FromVoidPtr(<void *>engine),
+                   _table_name(table), filters, limit, order_by)
+            found = _lookup_or_miss(self._entries, key)
+            if found is not _MISS:
+                self.hits += 1
+                return found
+            slot = self._miss(key)
+        result = fallback(filters=filters, session=self._session, limit=limit,
+                          order_by=order_by, locked=locked)
+        if slot is not None:
+            self._store(slot, result, engine)
+        return result
+
+    def query(self, engine, table, where_conditions, where_values, fallback, limit=None,
+              order_by=None, locked=False):
+        """``fallback(where_conditions=, where_values=, session=, limit=,
+        order_by=, locked=)``, cached."""
+        slot = None
+        if not locked and _locking_search(where_conditions or "") is None:
+            key = ("query", PyLong_FromVoidPtr(<void *>engine),
+                   _table_name(table), where_conditions,
+                   where_values, limit, order_by)
+            found = _lookup_or_miss(self._entries, key)
+            if found is not _MISS:
+                self.hits += 1
+                return found
+            slot = self._miss(key)
+        result = fallback(where_conditions=where_conditions, where_values=where_values,
+                          session=self._session, limit=limit, order_by=order_by, locked=locked)
+        if slot is not None:
+            self._store(slot, result, engine)
+        return result
+
+    def _lookup(self, key):
+        """``(True, result)`` on a hit, else ``(False, slot or None)`` (see the twin)."""
+        found = _lookup_or_miss(self._entries, key)
+        if found is not _MISS:
+            self.hits += 1
+            return True, found
+        return False, self._miss(key)
+
+    def _miss(self, key):
+        # Taken before the query runs: the fallback might mutate the inputs.
+        try:
+            slot = cache_key(key)
+        except (TypeError, ValueError):
+            self.uncacheable += 1
+            return None
+        self.misses += 1
+        return slot
+
+    def _store(self, slot, result, engine):
+        digest, encoding = slot
+        if engine is not None:
+            # id(engine) is in the key: hold the engine so its id cannot be
+            # reused by another object while the entry lives.
+            self._engines[PyLong_FromVoidPtr(<void *>engine)] = engine
+        entries = self._entries
+        # A digest shared by two different encodings (never seen for
+        # xxh3-128) replaces the older entry: cache_get compares encodings.
+        entries[digest] = (encoding, result)
+        _move_to_end(entries, digest)
+        if len(entries) > self.max_entries:
+            entries.popitem(last=False)

@@ -51,3 +51,6 @@ build_upsert = _k.build_upsert
 build_delete = _k.build_delete
 encode_key = _k.encode_key
 cache_key = _k.cache_key
+cache_get = _k.cache_get
+QueryCacheCore = _k.QueryCacheCore
+LOCKING_READ = _k.LOCKING_READ

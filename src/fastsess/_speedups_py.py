@@ -7,9 +7,11 @@ them to that.  Only ``fastsess._impl`` should import either of them.
 
 from __future__ import annotations
 
+import collections
 import datetime
 import decimal
 import enum
+import re
 import struct
 import uuid
 
@@ -541,3 +543,132 @@ def cache_key(value):
     xxh3-128 (seed 0) of ``encode_key(value)``, and that encoding."""
     encoded = encode_key(value)
     return xxhash.xxh3_128_digest(encoded), encoded
+
+
+def cache_get(entries, value, default):
+    """The result cached for the query input ``value`` in ``entries`` (an
+    OrderedDict of digest -> (encoding, result), most recently used last),
+    moving it to the end; ``default`` when there is none, which includes an
+    input that cannot be encoded (``cache_key`` tells why).
+
+    An entry counts only when its stored encoding equals ``value``'s: a
+    digest shared by two different inputs is a miss, never a wrong result.
+    """
+    if type(entries) is not collections.OrderedDict:
+        raise TypeError(f"entries must be an OrderedDict, got {type(entries).__name__}")
+    try:
+        encoded = encode_key(value)
+    except (TypeError, ValueError):
+        return default
+    digest = xxhash.xxh3_128_digest(encoded)
+    entry = entries.get(digest)
+    if entry is None or entry[0] != encoded:
+        return default
+    entries.move_to_end(digest)
+    return entry[1]
+
+
+# -- the query cache's hot path ---------------------------------------------------------
+
+#: Read clauses that lock rows: such reads are never served from the cache.
+LOCKING_READ = re.compile(
+    r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
+
+_MISS = object()
+
+
+def _table_name(table):
+    if type(table) is str:
+        return table
+    name = getattr(table, "name", None)
+    return name if type(name) is str else repr(table)
+
+
+class QueryCacheCore:
+    """The entry points of ``fastsess.cache.SessionQueryCache`` that a cache
+    hit goes through, so that the compiled twin can serve a hit without
+    running Python code.  See that class for the rules."""
+
+    __slots__ = ("_session", "_entries", "_engines", "max_entries", "hits", "misses",
+                 "uncacheable")
+
+    def __init__(self, session, max_entries=1024):
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        self._session = session
+        self._entries = collections.OrderedDict()  # digest -> (encoding, result)
+        self._engines = {}  # id -> engine of every engine in a key
+        self.max_entries = max_entries
+        self.hits = 0
+        self.misses = 0
+        self.uncacheable = 0
+
+    def get_all(self, engine, table, filters, fallback, limit=None, order_by=None, locked=False):
+        """``fallback(filters=, session=, limit=, order_by=, locked=)``, cached."""
+        slot = None
+        if not locked:
+            key = ("get_all", id(engine), _table_name(table), filters, limit, order_by)
+            found = cache_get(self._entries, key, _MISS)
+            if found is not _MISS:
+                self.hits += 1
+                return found
+            slot = self._miss(key)
+        result = fallback(filters=filters, session=self._session, limit=limit,
+                          order_by=order_by, locked=locked)
+        if slot is not None:
+            self._store(slot, result, engine)
+        return result
+
+    def query(self, engine, table, where_conditions, where_values, fallback, limit=None,
+              order_by=None, locked=False):
+        """``fallback(where_conditions=, where_values=, session=, limit=,
+        order_by=, locked=)``, cached."""
+        slot = None
+        if not locked and not LOCKING_READ.search(where_conditions or ""):
+            key = ("query", id(engine), _table_name(table), where_conditions, where_values, limit,
+                   order_by)
+            found = cache_get(self._entries, key, _MISS)
+            if found is not _MISS:
+                self.hits += 1
+                return found
+            slot = self._miss(key)
+        result = fallback(where_conditions=where_conditions, where_values=where_values,
+                          session=self._session, limit=limit, order_by=order_by, locked=locked)
+        if slot is not None:
+            self._store(slot, result, engine)
+        return result
+
+    def _lookup(self, key):
+        """The result cached for ``key`` (counted as a hit), or the (digest,
+        encoding) to store its result under (counted as a miss), or None when
+        ``key`` cannot be encoded (counted as uncacheable).  Returned as
+        ``(hit, result or slot)``."""
+        found = cache_get(self._entries, key, _MISS)
+        if found is not _MISS:
+            self.hits += 1
+            return True, found
+        return False, self._miss(key)
+
+    def _miss(self, key):
+        # Taken before the query runs: the fallback might mutate the inputs.
+        try:
+            slot = cache_key(key)
+        except (TypeError, ValueError):
+            self.uncacheable += 1
+            return None
+        self.misses += 1
+        return slot
+
+    def _store(self, slot, result, engine):
+        digest, encoding = slot
+        if engine is not None:
+            # id(engine) is in the key: hold the engine so its id cannot be
+            # reused by another object while the entry lives.
+            self._engines[id(engine)] = engine
+        entries = self._entries
+        # A digest shared by two different encodings (never seen for
+        # xxh3-128) replaces the older entry: cache_get compares encodings.
+        entries[digest] = (encoding, result)
+        entries.move_to_end(digest)
+        if len(entries) > self.max_entries:
+            entries.popitem(last=False)
