@@ -485,3 +485,34 @@ def test_query_cache_core_same(calls):
         return seen, (core.hits, core.misses, core.uncacheable), len(core._entries)
 
     assert run(native) == run(twin)
+
+
+# -- MySQL literal inserts ------------------------------------------------------------
+
+
+def _fake_literal(value):
+    if isinstance(value, float) and value != value:
+        raise ValueError("nan can not be used")
+    return repr(value).encode("utf-8", "surrogatepass")
+
+
+def _fake_string_literal(data):
+    return b"'" + data.replace(b"'", b"''") + b"'"
+
+
+@diff_settings
+@given(columns=st.lists(idents, max_size=4), rows=st.lists(st.lists(values, max_size=4), max_size=6),
+       kinds=st.lists(row_kinds, min_size=6, max_size=6), fast=st.booleans(),
+       max_bytes=st.one_of(st.integers(-1, 400), st.just(1 << 20), st.integers(2**63, 2**70),
+                           st.floats(1, 100), st.none(), st.booleans()),
+       faulty=st.sampled_from([None, "str", "raise"]))
+def test_build_literal_insert_same(columns, rows, kinds, fast, max_bytes, faulty):
+    literal = {None: _fake_literal, "str": repr, "raise": _fake_literal}[faulty]
+    string_literal = _fake_string_literal if faulty != "raise" else (lambda data: 1 / 0)
+
+    def make_args():
+        shaped_rows = [shaped(row, kind) for row, kind in zip(rows, kinds)]
+        return ("t", columns, shaped_rows, literal, string_literal, "utf-8", fast, max_bytes)
+
+    got, want = both("build_literal_insert", make_args)
+    assert got == want

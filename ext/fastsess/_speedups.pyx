@@ -3,7 +3,8 @@
 
 Same names, arguments, results, exception types and messages as the twin
 (``tests/test_kernels_diff.py`` compares them).  The kernels live in the
-included parts ``_rows.pxi``, ``_sqlbuild.pxi`` and ``_cachekey.pxi``; only
+included parts ``_rows.pxi``, ``_sqlbuild.pxi``, ``_cachekey.pxi`` and
+``_literals.pxi``; only
 ``fastsess._impl`` should import this module.
 """
 
@@ -58,3 +59,4 @@ __impl__ = "cython"
 include "_rows.pxi"
 include "_sqlbuild.pxi"
 include "_cachekey.pxi"
+include "_literals.pxi"

@@ -49,6 +49,7 @@ quote_table = _k.quote_table
 build_insert = _k.build_insert
 build_upsert = _k.build_upsert
 build_delete = _k.build_delete
+build_literal_insert = _k.build_literal_insert
 encode_key = _k.encode_key
 cache_key = _k.cache_key
 cache_get = _k.cache_get

@@ -11,6 +11,7 @@ import collections
 import datetime
 import decimal
 import enum
+import math
 import re
 import struct
 import uuid
@@ -227,6 +228,80 @@ def _insert_statements(dialect, table, columns, rows, max_params, max_bytes, tai
             params.extend(row)
         out.append((head + ", ".join([group] * len(chunk)) + tail, params))
     return out
+
+
+def build_literal_insert(table, columns, rows, literal, string_literal, encoding, fast,
+                         max_bytes):
+    """MySQL multi-row INSERT statements (bytes) with every value written as
+    the literal mysqlclient itself would send for it.
+
+    mysqlclient has no server-side binding: ``cursor.execute`` escapes each
+    value with the connection's ``literal()`` and splices the result into the
+    statement on the client.  This builds the same text without a Python call
+    per value where the rule is fixed: ``string_literal(v.encode(encoding))``
+    for a str (as ``literal()`` does), and with ``fast`` (the connection's
+    encoders for int, float and None are mysqlclient's own) ``NULL``, the
+    decimal digits of an int and ``repr()`` of a finite float with ``e0``
+    appended when it has no exponent.  Every other value goes through
+    ``literal(value)``.  Each statement is at most ``max_bytes`` long; a row
+    that cannot fit one statement is a ValueError, as is a row with the wrong
+    number of values (checked before anything is built).
+    """
+    if type(max_bytes) is not int or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+    columns = list(columns)
+    if not columns:
+        raise ValueError("an insert needs at least one column")
+    head = ("INSERT INTO " + quote_table("mysql", table) + " ("
+            + ", ".join([quote_identifier("mysql", c) for c in columns]) + ") VALUES ").encode(encoding)
+    width = len(columns)
+    rows = list(rows)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(f"row {i} has {len(row)} values, expected {width}")
+    out = []
+    parts = [head]
+    size = len(head)
+    for row in rows:
+        text = b"(" + b",".join([_mysql_literal(v, literal, string_literal, encoding, fast)
+                                 for v in row]) + b")"
+        if len(head) + len(text) > max_bytes:
+            raise ValueError(f"a row needs {len(head) + len(text)} bytes, "
+                             f"more than the {max_bytes} one statement can carry")
+        if len(parts) > 1 and size + 1 + len(text) > max_bytes:
+            out.append(b"".join(parts))
+            parts = [head]
+            size = len(head)
+        if len(parts) > 1:
+            parts.append(b",")
+            size += 1
+        parts.append(text)
+        size += len(text)
+    if len(parts) > 1:
+        out.append(b"".join(parts))
+    return out
+
+
+def _mysql_literal(value, literal, string_literal, encoding, fast):
+    """One value's literal, as mysqlclient's ``Connection.literal`` gives it."""
+    cls = type(value)
+    if cls is str:
+        return _checked(string_literal(value.encode(encoding)), "string_literal")
+    if fast:
+        if value is None:
+            return b"NULL"
+        if cls is int:
+            return b"%d" % value
+        if cls is float and math.isfinite(value):
+            text = repr(value)
+            return (text if "e" in text else text + "e0").encode("ascii")
+    return _checked(literal(value), "literal")
+
+
+def _checked(text, name):
+    if type(text) is not bytes:
+        raise TypeError(f"{name}() gave a {type(text).__name__}, expected bytes")
+    return text
 
 
 def build_delete(dialect, table, key_columns, keys, max_params, max_bytes=0):

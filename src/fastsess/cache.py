@@ -67,8 +67,9 @@ class SessionQueryCache(_impl.QueryCacheCore):
             self._store(slot, result, None)
         return result
 
-    def _on_statement(self, statement: str) -> None:
-        if not is_read_only(statement):
+    def _on_statement(self, statement) -> None:
+        # bytes statements (MySQL batch inserts, or a caller's) are not parsed.
+        if type(statement) is not str or not is_read_only(statement):
             self.clear()
 
     def clear(self) -> None:

@@ -269,7 +269,11 @@ class Session:
                 pass  # a value COPY would store differently: INSERT it instead
             except self._driver_error as e:
                 raise self._fail(e) from e
-        chunks = _build_insert(adapter.dialect, table, columns, values, max_params, max_bytes)
+        if adapter.builds_literals:
+            raw = self._raw if self._raw is not None else self._checkout()
+            chunks = adapter.insert_statements(raw, table, columns, values, max_bytes)
+        else:
+            chunks = _build_insert(adapter.dialect, table, columns, values, max_params, max_bytes)
         return self._run_chunks(chunks)
 
     def upsert_rows(self, table: str, rows, key_columns, update_columns=None, columns=None) -> int:

@@ -63,6 +63,15 @@ class DriverAdapter:
         """Largest statement the server takes (0: no byte limit, only max_params)."""
         return 0
 
+    #: Whether ``insert_statements`` writes the values into the statements
+    #: itself (drivers that interpolate on the client anyway).
+    builds_literals: bool = False
+
+    def insert_statements(self, raw, table, columns, values, max_bytes) -> list:
+        """``(statement, None)`` per chunk of a multi-row INSERT with the
+        values written as the driver's own literals (``builds_literals``)."""
+        raise NotImplementedError
+
     def column_names(self, cursor) -> tuple | None:
         """The column labels of the cursor's result, or None when the
         statement returned no result set."""

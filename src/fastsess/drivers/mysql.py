@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 
 import MySQLdb
+from MySQLdb import converters
 
-from .. import errors
+from .. import _impl, errors
 from . import DriverAdapter, class_by_driver_type
 
 # "Duplicate entry '1-2' for key 'PRIMARY'" (MySQL 8 says 'table.PRIMARY').
@@ -101,6 +102,25 @@ class MySQLAdapter(DriverAdapter):
             key, value = (m.group("key"), m.group("value")) if m else (None, None)
             return errors.ConflictError(message, orig=exc, errno=errno, key=key, value=value)
         return cls(message, orig=exc, errno=errno)
+
+    # mysqlclient has no server-side binding: cursor.execute() escapes every
+    # parameter with the connection's literal() and splices it into the
+    # statement on the client, one Python call per value.  A batch INSERT
+    # writes the very same literals in one kernel call instead (the str
+    # escaping still goes through the connection's string_literal, which
+    # knows its character set and SQL mode): 0.6x of executemany.
+    builds_literals = True
+
+    def insert_statements(self, raw, table, columns, values, max_bytes) -> list:
+        encoders = raw.encoders
+        # The fixed int/float/NULL literals are only right while the
+        # connection uses mysqlclient's own encoders for those types.
+        fast = (encoders.get(int) is converters.Thing2Str
+                and encoders.get(float) is converters.Float2Str
+                and encoders.get(type(None)) is converters.None2NULL)
+        statements = _impl.build_literal_insert(table, columns, values, raw.literal,
+                                                raw.string_literal, raw.encoding, fast, max_bytes)
+        return [(statement, None) for statement in statements]
 
     def max_statement_bytes(self, session) -> int:
         if not self._max_packet:
