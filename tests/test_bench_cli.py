@@ -1,50 +1,234 @@
-"""The ``fastsess bench`` command runs end to end and reports every stack."""
+"""``fastsess bench`` end to end: every installed stack is reported, every ratio is the quotient of
+the measured medians, every skipped stack says why."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 
-from fastsess import bench
+import pytest
+
+import fastsess
 from fastsess.__main__ import main
+from fastsess.bench import report
+
+ROUNDS = 2
+SCENARIOS = ["fetch", "insert", "cycle", "point", "cache", "mix"]
+STACK_NAMES = {"raw": "raw driver", "fastsess": "fastsess", "pure": "fastsess pure",
+               "ra": "RESTAlchemy", "ra-fastsess": "RESTAlchemy on fastsess",
+               "sqlalchemy": "SQLAlchemy Core"}
+# (scenario, stack) pairs that do not apply: the scenario notes them instead.
+NOT_APPLICABLE = {("cache", "sqlalchemy"), ("mix", "fastsess"), ("mix", "pure"),
+                  ("mix", "sqlalchemy")}
+DAGGER = "\u2020"
 
 
-def test_bench_quick_reports_every_stack(capsys, dialect, url):
-    rows, failed = bench.collect({dialect: url}, quick=True, rounds=2, progress=False)
-    assert failed == []
-    by_scenario = {}
-    for r in rows:
-        by_scenario.setdefault(r.scenario, {})[r.stack] = r
-    assert len(by_scenario) == 2
-    for stacks in by_scenario.values():
-        assert {"raw driver", "fastsess"} <= set(stacks)
-        floor = stacks["raw driver"]
-        assert floor.ratio == 1.0
-        # psycopg_pool is measured against the raw driver on its own connection.
-        if "psycopg_pool" in stacks:
-            assert stacks["psycopg_pool"].floor_median == statistics.median(stacks["raw driver²"].times)
-        for r in stacks.values():
-            assert len(r.times) == 2 and all(t > 0 for t in r.times) and len(r.cpu) == 2
-            assert r.ratio == statistics.median(r.times) / r.floor_median
-    table = bench.format_table(rows).splitlines()
-    assert len(table) == len(rows) + 1
-    for r, line in zip(rows, table[1:]):
-        assert line.startswith(r.database) and f" {r.stack} " in line
-        assert line.split()[-3] == f"{r.ratio:.2f}"
-        assert line.split()[-1] == f"{r.cpu_ratio:.2f}"
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
-def test_bench_cli_exit_status(capsys, dialect, url):
-    args = ["bench", "--quick", "--rounds", "1", "--only", dialect,
-            "--pg-url" if dialect == "postgresql" else "--mysql-url", url]
-    assert main(args) == 0
-    assert "fastsess" in capsys.readouterr().out
+def installed_stacks() -> set:
+    """The stacks this environment can run, decided apart from the bench's own checks."""
+    stacks = {"raw", "pure"}
+    if fastsess.__impl__ == "cython":
+        stacks.add("fastsess")
+    if _installed("restalchemy"):
+        stacks.add("ra")
+        if _installed("fastsess.restalchemy"):
+            stacks.add("ra-fastsess")
+    if _installed("sqlalchemy"):
+        stacks.add("sqlalchemy")
+    return stacks
 
 
-def test_bench_unreachable_server_says_how_to_start(capsys):
-    assert main(["bench", "--quick", "--only", "mysql", "--mysql-url",
+def parse_table(text: str) -> dict:
+    """(database, title) -> {"rows": {stack: [7 cells]}, "notes": {stack: reason}}."""
+    blocks, block = {}, None
+    for line in text.splitlines():
+        if not line.strip():
+            block = None
+        elif not line.startswith(" ") and " \u00b7 " in line:
+            database, title, _floor = line.split(" \u00b7 ", 2)
+            block = blocks[(database, title)] = {"rows": {}, "notes": {}}
+        elif block is None or line.startswith("  stack "):
+            continue
+        elif line.startswith("  - "):
+            name, reason = line[4:].split(": ", 1)
+            block["notes"][name] = reason
+        else:
+            cells = line.split()
+            block["rows"][" ".join(cells[:-7])] = cells[-7:]
+    return blocks
+
+
+def recompute(scenario: dict) -> dict:
+    """stack -> (x floor, vs RA, cpu x floor) from the raw rounds of the JSON document."""
+    entries = scenario["entries"]
+    med = {name: statistics.median(e["times"]) for name, e in entries.items()}
+    cpu = {name: statistics.median(e["cpu"]) for name, e in entries.items()}
+    x = {r["name"]: med[r["name"]] / med[r["floor"]] for r in scenario["stacks"]}
+    c = {r["name"]: cpu[r["name"]] / cpu[r["floor"]] for r in scenario["stacks"]}
+    ra = x.get("RESTAlchemy")
+    return {name: (x[name], x[name] / ra if ra else None, c[name]) for name in x}
+
+
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """One ``python -m fastsess bench --quick`` per database, run once for the module."""
+    runs = {}
+
+    def run(dialect, url):
+        if dialect not in runs:
+            out = tmp_path_factory.mktemp("bench") / "run.json"
+            args = [sys.executable, "-m", "fastsess", "bench", "--quick", "--rounds", str(ROUNDS),
+                    "--only", dialect, "--pg-url" if dialect == "postgresql" else "--mysql-url", url,
+                    "--json", str(out)]
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+            doc = json.loads(out.read_text()) if out.exists() else None
+            runs[dialect] = (proc, doc)
+        return runs[dialect]
+
+    return run
+
+
+def test_quick_run_reports_every_installed_stack(quick_runs, dialect, url):
+    proc, doc = quick_runs(dialect, url)
+    assert proc.returncode == 0, proc.stderr
+    assert doc is not None and doc["format"] == 1 and doc["quick"] and doc["rounds"] == ROUNDS
+    assert doc["unreachable"] == {} and list(doc["databases"]) == [dialect]
+    blocks = parse_table(proc.stdout)
+    expected = installed_stacks()
+    scenarios = [s for s in doc["scenarios"] if s["database"] == dialect]
+    assert [s["scenario"] for s in scenarios] == SCENARIOS
+    for scenario in scenarios:
+        block = blocks[(dialect, scenario["title"])]
+        timed = {r["key"] for r in scenario["stacks"]}
+        assert scenario["failed"] == {}
+        for key, name in STACK_NAMES.items():
+            shown = {n.rstrip(DAGGER) for n in block["rows"]}
+            if key in expected and (scenario["scenario"], key) not in NOT_APPLICABLE:
+                assert key in timed and name in shown, (scenario["title"], name)
+            else:
+                # Skipped, and the table and the JSON both say why.
+                assert key not in timed and name not in shown
+                assert block["notes"][name] and scenario["skipped"][name] == block["notes"][name]
+                if (scenario["scenario"], key) in NOT_APPLICABLE:
+                    assert block["notes"][name].startswith("not applicable: ")
+                else:
+                    assert block["notes"][name].startswith("not run: ")
+
+
+def test_ratios_are_the_quotients_of_the_measured_medians(quick_runs, dialect, url):
+    proc, doc = quick_runs(dialect, url)
+    assert proc.returncode == 0, proc.stderr
+    blocks = parse_table(proc.stdout)
+    for scenario in doc["scenarios"]:
+        block = blocks[(dialect, scenario["title"])]
+        ratios = recompute(scenario)
+        summary = {r["name"]: r for r in scenario["summary"]}
+        for row in scenario["stacks"]:
+            name = row["name"]
+            times = scenario["entries"][name]["times"]
+            assert len(times) == ROUNDS and all(t > 0 for t in times)
+            assert len(scenario["entries"][row["floor"]]["times"]) == ROUNDS
+            x, vs_ra, cpu = ratios[name]
+            s = summary[name]
+            assert s["x_floor"] == x and s["vs_ra"] == vs_ra and s["cpu_x_floor"] == cpu
+            assert s["median"] == statistics.median(times) and s["min"] == min(times)
+            cells = block["rows"][name + ("" if row["same_connection"] else DAGGER)]
+            median_ms, min_ms, us_op, floor_ms, x_cell, ra_cell, cpu_cell = cells
+            assert median_ms == f"{statistics.median(times) * 1e3:.3f}"
+            assert floor_ms == f"{statistics.median(scenario['entries'][row['floor']]['times']) * 1e3:.3f}"
+            assert us_op == f"{statistics.median(times) / scenario['ops'] * 1e6:.3f}"
+            assert x_cell == f"{x:.2f}" and cpu_cell == f"{cpu:.2f}"
+            assert ra_cell == ("-" if vs_ra is None else f"{vs_ra:.2f}")
+        if "RESTAlchemy" in summary:
+            assert summary["RESTAlchemy"]["vs_ra"] == 1.0
+        assert summary["raw driver"]["x_floor"] == 1.0
+
+
+def test_each_stack_meets_its_floor_on_its_own_connection(quick_runs, dialect, url):
+    proc, doc = quick_runs(dialect, url)
+    assert proc.returncode == 0, proc.stderr
+    for scenario in doc["scenarios"]:
+        rows = {r["key"]: r for r in scenario["stacks"]}
+        assert rows["raw"]["floor"] == "raw driver"
+        # fastsess runs on the floor's own engine; so does the twin in a pure-Python process.
+        on_floor_engine = {"raw", "fastsess"} if fastsess.__impl__ == "cython" else {"raw", "pure"}
+        for key in on_floor_engine & set(rows):
+            assert rows[key]["floor"] == "raw driver" and rows[key]["same_connection"]
+        for key, row in rows.items():
+            if key in on_floor_engine or not scenario["paired"]:
+                continue
+            if key == "ra" and dialect == "mysql":  # mysql-connector: no mysqlclient floor on it
+                assert not row["same_connection"] and row["floor"] == "raw driver"
+                continue
+            assert row["same_connection"] and row["floor"] == f"raw driver on {row['name']}'s connection"
+        for name, entry in scenario["entries"].items():
+            if "connections" in entry:  # every round of a floor ran on one connection
+                assert len(entry["connections"]) == 1, (scenario["title"], name)
+
+
+def test_progress_goes_to_stderr(quick_runs, dialect, url):
+    proc, doc = quick_runs(dialect, url)
+    assert "interleaved rounds per scenario" in proc.stderr
+    for scenario in doc["scenarios"]:
+        assert f"{scenario['title']}" in proc.stderr
+    assert "interleaved rounds" in proc.stdout.splitlines()[0]  # the header line
+
+
+def test_from_json_prints_the_same_table_and_draws_the_chart(quick_runs, dialect, url, tmp_path,
+                                                             capsys):
+    proc, doc = quick_runs(dialect, url)
+    saved = tmp_path / "run.json"
+    saved.write_text(json.dumps(doc))
+    chart = tmp_path / "chart.png"
+    pytest.importorskip("matplotlib")
+    assert main(["bench", "--from-json", str(saved), "--chart", str(chart)]) == 0
+    assert capsys.readouterr().out == proc.stdout
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_console_script_is_installed():
+    script = shutil.which("fastsess", path=os.path.dirname(sys.executable))
+    assert script, "the 'fastsess' console script is missing: reinstall with pip install -e ."
+    proc = subprocess.run([script, "bench", "--help"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "--quick" in proc.stdout and "--chart" in proc.stdout
+
+
+def test_unreachable_server_says_how_to_start(capsys):
+    assert main(["bench", "--quick", "--only", "mysql", "--no-progress", "--mysql-url",
                  "mysql://root:hunter2@127.0.0.1:1/test"]) == 1
+    captured = capsys.readouterr()
+    assert "cannot reach" in captured.err and "start it with" in captured.err
+    assert "mysql: not run" in captured.out
+    assert "hunter2" not in captured.err + captured.out
+
+
+def test_chart_without_matplotlib_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["bench", "--quick", "--chart", str(tmp_path / "c.png")]) == 2
     err = capsys.readouterr().err
-    assert "cannot reach" in err and "start it with" in err and "hunter2" not in err
+    assert "matplotlib" in err and "pip install" in err
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_bad_arguments(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--scenarios", "fetch,nope"])
+    assert e.value.code == 2 and "unknown scenario nope" in capsys.readouterr().err
+    assert main(["bench", "--rounds", "0"]) == 2
+    assert main(["bench", "--from-json", "/nonexistent/run.json"]) == 2
+    assert main(["bench", "--quick", "--json", "/proc/fastsess-bench/run.json"]) == 2
+    assert "cannot write /proc/fastsess-bench/run.json" in capsys.readouterr().err
 
 
 def test_unknown_command_and_help(capsys):
@@ -52,3 +236,34 @@ def test_unknown_command_and_help(capsys):
     assert "unknown command" in capsys.readouterr().err
     assert main(["--help"]) == 0
     assert "fastsess bench" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--help"])
+    assert e.value.code == 0 and "--json FILE" in capsys.readouterr().out
+
+
+def test_summary_of_a_known_run():
+    """The ratios on made-up rounds, worked by hand."""
+    scenario = {
+        "database": "postgresql", "scenario": "fetch", "title": "fetch 4 rows as dicts", "ops": 4,
+        "floor_description": "tuple rows", "paired": True, "skipped": {}, "failed": {},
+        "stacks": [
+            {"key": "raw", "name": "raw driver", "floor": "raw driver", "same_connection": True},
+            {"key": "fastsess", "name": "fastsess", "floor": "raw driver", "same_connection": True},
+            {"key": "ra", "name": "RESTAlchemy", "floor": "floor2", "same_connection": True},
+        ],
+        "entries": {
+            "raw driver": {"times": [1.0, 3.0, 2.0], "cpu": [1.0, 1.0, 1.0]},
+            "fastsess": {"times": [2.0, 4.0, 3.0], "cpu": [2.0, 2.0, 2.0]},
+            "floor2": {"times": [4.0, 4.0, 5.0], "cpu": [1.0, 1.0, 1.0]},
+            "RESTAlchemy": {"times": [12.0, 10.0, 14.0], "cpu": [4.0, 4.0, 4.0]},
+        },
+    }
+    rows = {r["name"]: r for r in report.summarize(scenario)}
+    assert rows["fastsess"]["x_floor"] == 1.5 and rows["fastsess"]["us_per_op"] == 0.75e6
+    assert rows["RESTAlchemy"]["x_floor"] == 3.0 and rows["RESTAlchemy"]["floor_median"] == 4.0
+    assert rows["fastsess"]["vs_ra"] == 0.5 and rows["raw driver"]["vs_ra"] == 1 / 3
+    assert rows["fastsess"]["cpu_x_floor"] == 2.0 and rows["RESTAlchemy"]["cpu_x_floor"] == 4.0
+    doc = {"scenarios": [scenario], "unreachable": {}}
+    table = parse_table(report.format_table(doc))[("postgresql", "fetch 4 rows as dicts")]
+    assert table["rows"]["fastsess"][4:] == ["1.50", "0.50", "2.00"]
+    assert table["rows"]["raw driver"][4:] == ["1.00", "0.33", "1.00"]

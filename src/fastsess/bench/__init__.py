@@ -1,0 +1,81 @@
+"""``fastsess bench``: fastsess against RESTAlchemy, SQLAlchemy Core and the raw drivers, as ratios.
+
+What runs
+    Six end-to-end scenarios (``scenarios``) on PostgreSQL and on MySQL/MariaDB:
+    fetch 10k rows as dicts, batch insert 10k rows, the session cycle
+    (checkout, SELECT 1, commit, close) x2,000, point select by primary key
+    x5,000 in one session, query-cache hit x5,000, and a RESTAlchemy request
+    mix (list a page, get one by id, create one) x100.  Each is written once
+    per stack (``stacks``): the raw driver (the floor: psycopg tuple rows and
+    COPY, mysqlclient's cursor), fastsess on its compiled kernels, fastsess on
+    its pure-Python twin, RESTAlchemy 16 as shipped, RESTAlchemy on fastsess
+    (``fastsess.restalchemy``), and SQLAlchemy 2 Core.  A stack that is not
+    installed, or a scenario that does not apply to it, is skipped with a note.
+
+How it is measured (``runner``)
+    Every entry of a scenario runs once untimed first, and its result must
+    equal the floor's (rows as plain dicts, the inserted table's digest, ...)
+    or it is dropped with a note and the run fails.  Then rounds: each entry
+    once per round, the order rotated every round (A B C, B C A, ...), so a
+    machine that slows down slows everyone down alike.  ``prepare``/``finish``
+    work (truncating, priming a cache, borrowing a connection) is untimed, and
+    a ``gc.collect()`` precedes each timed run.  The table reports medians.
+
+The same-connection rule, and why
+    On a small VM a loopback connection is either fast or 3-5x slower for its
+    whole life (where its server process lands relative to the client), which
+    is more than the client-side differences measured here.  Comparing two
+    stacks on two connections measures that, not the stacks.  So every pool
+    in the run holds exactly one connection, and the floor is run again on
+    each stack's own connection, borrowed from that stack's own pool
+    (``Engine.get_connection``, RESTAlchemy's ``engine.get_connection``,
+    SQLAlchemy's ``engine.raw_connection``), in the same rounds.  A stack's
+    "x floor" is its median over the median of the floor on its connection,
+    and "vs RA" divides two such ratios, so the connection's speed cancels out
+    of both.  fastsess runs on the floor's own connection.
+    Rotating many connections instead would only average the two speeds, and
+    with a handful of connections the average is left to chance (one more
+    slow connection on one side moves a ratio by more than the effects
+    measured); pairing removes the connection from the comparison at the cost
+    of one extra floor run per stack and round.  Where the floor cannot run
+    on a stack's connection -- RESTAlchemy on MySQL speaks mysql-connector,
+    not mysqlclient -- the stack is compared with the floor on fastsess's
+    connection and marked with a dagger.  The query-cache scenario never
+    reaches the server, so it is not paired.
+
+The pure twin in the same process (``twin``)
+    fastsess picks its kernels once, at import, and binds them into its
+    modules and classes (``SessionQueryCache`` derives from a kernel class),
+    so they cannot be swapped afterwards without missing some.  Nor is a
+    subprocess needed: ``twin.twin_package()`` imports a second copy of the
+    package from the same files under another name with
+    ``FASTSESS_PURE_PYTHON=1`` -- what a pure-Python process runs -- and the
+    twin stack uses that copy's engine, in the same interleaved rounds, with
+    its floor on its own connection like any other stack.  No core module is
+    patched.  A process started with ``FASTSESS_PURE_PYTHON=1`` runs the twin
+    only (on fastsess itself) and notes that the compiled stack did not run.
+
+RESTAlchemy
+    Its ORM always reads the engine factory's "default" engine: each
+    RESTAlchemy stack builds its own named engine once (stock: psycopg_pool /
+    mysql-connector pools of one; on fastsess: built while
+    ``fastsess.restalchemy.install()`` is active) and is made the default for
+    its own runs only.  ``install()`` is active during the RESTAlchemy-on-
+    fastsess runs and not during the stock ones.
+
+Output (``report``, ``chart``)
+    A progress bar on stderr; the table on stdout; ``--json FILE`` with
+    every round's raw times (``scenarios[].entries``) and the computed
+    summary; ``--chart FILE.png`` (matplotlib).
+"""
+
+from __future__ import annotations
+
+from .cli import main
+from .connect import DEFAULT_URLS, HOW_TO_START, raw_connect
+from .runner import run
+
+# benchmarks/ import it under its old name.
+_raw_connect = raw_connect
+
+__all__ = ["DEFAULT_URLS", "HOW_TO_START", "main", "raw_connect", "run"]

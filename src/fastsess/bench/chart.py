@@ -1,0 +1,98 @@
+"""``--chart FILE.png``: the ratios to the floor as grouped bars, one panel per database."""
+
+from __future__ import annotations
+
+from .report import DAGGER, header, summarize
+from .stacks import STACKS
+
+COLORS = {
+    "raw": "#7f7f7f",
+    "fastsess": "#1f77b4",
+    "pure": "#9ecae1",
+    "ra": "#d62728",
+    "ra-fastsess": "#ff9896",
+    "sqlalchemy": "#2ca02c",
+}
+
+
+class ChartUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def require_matplotlib():
+    """Import matplotlib with a headless backend, or say how to install it."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ChartUnavailable(
+            "--chart needs matplotlib, which is not installed: pip install 'fastsess[bench]' "
+            "(or pip install matplotlib)") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw(doc: dict, path) -> None:
+    """Write the chart of ``doc`` (a run's JSON document) to ``path``."""
+    plt = require_matplotlib()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    databases = list(dict.fromkeys(s["database"] for s in doc["scenarios"]))
+    if not databases:
+        raise ValueError("nothing to draw: the run has no results")
+    fig, axes = plt.subplots(len(databases), 1, figsize=(12, 4.6 * len(databases) + 0.8), squeeze=False)
+    shown = []
+    daggers = False
+    for ax, database in zip(axes[:, 0], databases):
+        scenarios = [s for s in doc["scenarios"] if s["database"] == database]
+        summaries = [{r["key"]: r for r in summarize(s)} for s in scenarios]
+        # The raw driver is the 1.0 line itself.
+        keys = [k for k in STACKS if k != "raw" and any(k in rows for rows in summaries)]
+        shown += [k for k in keys if k not in shown]
+        width = 0.8 / max(len(keys), 1)
+        top = bottom = 1.0
+        for i, key in enumerate(keys):
+            xs, ratios = [], []
+            for j, rows in enumerate(summaries):
+                if key in rows:
+                    xs.append(j + (i - (len(keys) - 1) / 2) * width)
+                    ratios.append(rows[key]["x_floor"])
+            # Bars grow from the floor (1.0): up is slower than the raw driver, down faster.
+            ax.bar(xs, [r - 1 for r in ratios], width * 0.92, bottom=1, color=COLORS[key],
+                   edgecolor="black", linewidth=0.4)
+            for x, r in zip(xs, ratios):
+                ax.annotate(f"{r:.2f}", (x, r), ha="center", va="bottom" if r >= 1 else "top",
+                            fontsize=7, rotation=90, xytext=(0, 2 if r >= 1 else -2),
+                            textcoords="offset points")
+            if ratios:
+                top, bottom = max(top, *ratios), min(bottom, *ratios)
+        ax.set_yscale("log")
+        ax.set_ylim(bottom / 1.6, top * 2.2)
+        ax.axhline(1.0, color="black", linewidth=0.9)
+        labels = []
+        for s, rows in zip(scenarios, summaries):
+            mark = any(not r["same_connection"] for r in rows.values())
+            daggers = daggers or mark
+            labels.append(s["title"] + (DAGGER if mark else ""))
+        ax.set_xticks(range(len(scenarios)))
+        ax.set_xticklabels(labels, fontsize=8)
+        server = doc["databases"].get(database, {}).get("server", database)
+        ax.set_title(f"{server}: median time relative to the raw driver on the same connection "
+                     f"({doc['rounds']} rounds; lower is faster)", fontsize=10)
+        ax.set_ylabel("x floor (log scale)")
+        ax.grid(axis="y", which="both", alpha=0.3)
+    handles = [Line2D([0], [0], color="black", linewidth=0.9)]
+    handles += [Patch(facecolor=COLORS[k], edgecolor="black", linewidth=0.4) for k in shown]
+    fig.legend(handles, ["raw driver (= 1)"] + [STACKS[k] for k in shown], loc="upper center",
+               ncol=len(handles), fontsize=8, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.45 / fig.get_figheight()))
+    fig.suptitle(header(doc), fontsize=9)
+    if daggers:
+        fig.text(0.01, 0.005, f"{DAGGER} a stack on another driver's connection (RESTAlchemy on MySQL: "
+                 "mysql-connector) is compared with the raw driver on fastsess's connection",
+                 fontsize=7)
+    fig.tight_layout(rect=(0, 0.02, 1, 1 - 0.75 / fig.get_figheight()))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,128 @@
+"""The bench's results: ratios from the measured medians, the text table, the JSON file.
+
+Everything shown is computed here from the rounds a run recorded (the
+``entries`` of each scenario in the JSON document), so a table printed from a
+saved file (``fastsess bench --from-json``) is the table of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+DAGGER = "\u2020"
+
+LEGEND = """\
+x floor: the stack's median over the median of the raw driver run on the same connection
+  ("floor ms"), measured in the same interleaved rounds; 1.00 is the driver alone.
+vs RA: x floor over RESTAlchemy's x floor (below 1: faster than stock RESTAlchemy).
+cpu x floor: the same ratio for this process's CPU time.
+{dagger} no same-connection floor (the stack's connection is not the floor's driver):
+  compared with the raw driver on fastsess's connection.""".format(dagger=DAGGER)
+
+
+def _median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summarize(scenario: dict) -> list:
+    """One dict per stack: median, min, µs/op, floor median and the ratios."""
+    entries = scenario["entries"]
+    ops = scenario["ops"]
+
+    def x_floor(row):
+        return _median(entries[row["name"]]["times"]) / _median(entries[row["floor"]]["times"])
+
+    ra = next((r for r in scenario["stacks"] if r["key"] == "ra"), None)
+    ra_x = x_floor(ra) if ra is not None else None
+    out = []
+    for row in scenario["stacks"]:
+        times = entries[row["name"]]["times"]
+        floor = entries[row["floor"]]
+        median = _median(times)
+        floor_median = _median(floor["times"])
+        x = median / floor_median
+        floor_cpu = _median(floor["cpu"])
+        out.append({
+            "key": row["key"],
+            "name": row["name"],
+            "median": median,
+            "min": min(times),
+            "us_per_op": median / ops * 1e6,
+            "floor_median": floor_median,
+            "x_floor": x,
+            "vs_ra": x / ra_x if ra_x else None,
+            "cpu_x_floor": _median(entries[row["name"]]["cpu"]) / floor_cpu if floor_cpu > 0 else None,
+            "same_connection": row["same_connection"],
+        })
+    return out
+
+
+def _num(value, fmt):
+    return "-" if value is None else format(value, fmt)
+
+
+HEADER = (f"  {'stack':<25} {'median ms':>10} {'min ms':>10} {'µs/op':>9} {'floor ms':>10} "
+          f"{'x floor':>8} {'vs RA':>7} {'cpu x floor':>12}")
+
+
+def format_table(doc: dict) -> str:
+    """The run as text: a block per (database, scenario), then the legend."""
+    lines = []
+    daggers = False
+    for scenario in doc["scenarios"]:
+        lines.append(f"{scenario['database']} \u00b7 {scenario['title']} \u00b7 floor: "
+                     f"{scenario['floor_description']}")
+        rows = summarize(scenario)
+        if rows:
+            lines.append(HEADER)
+        for r in rows:
+            name = r["name"] + ("" if r["same_connection"] else DAGGER)
+            daggers = daggers or not r["same_connection"]
+            lines.append(f"  {name:<25} {r['median'] * 1e3:>10.3f} {r['min'] * 1e3:>10.3f} "
+                         f"{r['us_per_op']:>9.3f} {r['floor_median'] * 1e3:>10.3f} "
+                         f"{r['x_floor']:>8.2f} {_num(r['vs_ra'], '.2f'):>7} "
+                         f"{_num(r['cpu_x_floor'], '.2f'):>12}")
+        for name, reason in {**scenario["skipped"], **scenario["failed"]}.items():
+            lines.append(f"  - {name}: {reason}")
+        lines.append("")
+    for dialect, message in doc.get("unreachable", {}).items():
+        lines.append(f"{dialect}: not run: {message}")
+    if doc["scenarios"]:
+        lines.append(LEGEND if daggers else LEGEND.split("\n" + DAGGER)[0])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def header(doc: dict) -> str:
+    """One line saying what ran where."""
+    v = doc["versions"]
+    servers = ", ".join(f"{d['server']}" for d in doc["databases"].values())
+    return (f"fastsess {v['fastsess']} ({v['fastsess kernels']} kernels), Python {v['python']}, "
+            f"{doc['machine']['cpus']} cpus; {doc['rounds']} interleaved rounds per scenario"
+            f"{' (quick)' if doc['quick'] else ''}" + (f"; {servers}" if servers else ""))
+
+
+def failures(doc: dict) -> list:
+    """Every stack that failed (not merely skipped), as 'database scenario: stack: reason'."""
+    return [f"{s['database']} {s['scenario']}: {name}: {reason}"
+            for s in doc["scenarios"] for name, reason in s["failed"].items()]
+
+
+def to_json(doc: dict) -> str:
+    """The document with each scenario's computed summary added."""
+    out = dict(doc)
+    out["scenarios"] = [{**s, "summary": summarize(s)} for s in doc["scenarios"]]
+    return json.dumps(out, indent=1, allow_nan=False) + "\n"
+
+
+def write_json(doc: dict, path) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(to_json(doc))
+
+
+def read_json(path) -> dict:
+    with open(path, encoding="utf-8") as f:
+        doc = json.load(f)
+    if doc.get("format") != 1:
+        raise ValueError(f"{path}: not a fastsess bench result (format {doc.get('format')!r})")
+    return doc
