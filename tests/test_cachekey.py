@@ -517,3 +517,51 @@ def test_core_lru_bound(kernels):
 def test_core_rejects_an_empty_bound(kernels):
     with pytest.raises(ValueError, match="^max_entries must be at least 1, got 0$"):
         kernels.QueryCacheCore(None, max_entries=0)
+
+
+# -- statement kinds and fetchall ---------------------------------------------------
+
+
+@pytest.mark.parametrize("statement, kind", [
+    ("SELECT 1", (True, True)),
+    ("  (select a from t) union (select b from u)", (True, True)),
+    ("SHOW TABLES", (True, True)),
+    ("SELECT * FROM t WHERE id = %s FOR UPDATE", (True, False)),
+    ("select * from t lock in share mode", (True, False)),
+    ("INSERT INTO t VALUES (1)", (False, False)),
+    ("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x", (False, False)),
+    (b"SELECT 1", (False, False)),  # bytes are never parsed: treated as a write
+])
+def test_statement_kind(kernels, statement, kind):
+    assert kernels.statement_kind(statement) == kind
+
+
+def test_long_statements_are_not_memoized():
+    big = "SELECT " + ", ".join(["1"] * 3000)
+    assert twin.statement_kind(big) == (True, True)
+    assert big not in twin._STATEMENT_KINDS
+    assert twin.statement_kind("SELECT 2") == (True, True)
+    assert "SELECT 2" in twin._STATEMENT_KINDS
+
+
+class _FakeSession:
+    def __init__(self):
+        self.ran = []
+
+    def execute(self, statement, params=None):
+        self.ran.append((statement, params))
+        rows = [{"n": len(self.ran)}]
+        return type("R", (), {"fetchall": lambda self: rows})()
+
+
+def test_core_fetchall_caches_plain_reads_only(kernels):
+    session = _FakeSession()
+    core = kernels.QueryCacheCore(session)
+    first = core.fetchall("SELECT n FROM t WHERE id = %s", (1,))
+    assert core.fetchall("SELECT n FROM t WHERE id = %s", (1,)) is first
+    assert core.fetchall("SELECT n FROM t WHERE id = %s", (True,)) is not first
+    core.fetchall("SELECT n FROM t WHERE id = %s FOR UPDATE", (1,))
+    core.fetchall("SELECT n FROM t WHERE id = %s FOR UPDATE", (1,))
+    core.fetchall("UPDATE t SET n = 1 RETURNING n", None)
+    assert len(session.ran) == 5
+    assert (core.hits, core.misses) == (1, 2)

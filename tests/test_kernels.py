@@ -366,3 +366,29 @@ def test_build_delete_checks_columns_before_table(kernels):
     # The reverse of build_insert: key columns are quoted first.
     with pytest.raises(ValueError, match="^identifier 'y`' contains"):
         kernels.build_delete("mysql", "x`", ["y`"], [], 10)
+
+
+# -- dollar_params --------------------------------------------------------------------
+
+
+def test_dollar_params_numbers_placeholders_in_order(kernels):
+    assert kernels.dollar_params("INSERT INTO t VALUES (%s, %s), (%s, %s)") == \
+        "INSERT INTO t VALUES ($1, $2), ($3, $4)"
+
+
+def test_dollar_params_unescapes_percent(kernels):
+    # build_insert doubles a % in a name; "%%s" is a literal "%s", not a placeholder.
+    assert kernels.dollar_params('INSERT INTO "a%%s" ("é%%") VALUES (%s)') == \
+        'INSERT INTO "a%s" ("é%") VALUES ($1)'
+
+
+def test_dollar_params_many_placeholders(kernels):
+    statement = "VALUES " + ", ".join(["(%s, %s)"] * 40000)
+    converted = kernels.dollar_params(statement)
+    assert converted.endswith("($79999, $80000)") and "%" not in converted
+
+
+@pytest.mark.parametrize("statement", ["a %d", "100%", "%x%s"])
+def test_dollar_params_rejects_other_percent_codes(kernels, statement):
+    with pytest.raises(ValueError, match="only %s and %% may follow a %"):
+        kernels.dollar_params(statement)

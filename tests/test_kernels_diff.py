@@ -516,3 +516,13 @@ def test_build_literal_insert_same(columns, rows, kinds, fast, max_bytes, faulty
 
     got, want = both("build_literal_insert", make_args)
     assert got == want
+
+
+@diff_settings
+@given(statement=st.one_of(
+    st.lists(st.sampled_from(["%", "s", "%s", "%%", "a", "é", "$", "\x00", "d", " "]), max_size=40).map("".join),
+    st.text(max_size=20),
+    st.binary(max_size=5),
+))
+def test_dollar_params_same(statement):
+    assert outcome(native.dollar_params, statement) == outcome(twin.dollar_params, statement)

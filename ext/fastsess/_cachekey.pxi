@@ -313,10 +313,21 @@ def cache_get(entries, value, default):
 
 from cpython.long cimport PyLong_FromVoidPtr
 
-from fastsess._speedups_py import LOCKING_READ
+from fastsess._speedups_py import LOCKING_READ, READ_ONLY, statement_kind
+from fastsess._speedups_py import _STATEMENT_KINDS
 
 cdef object _MISS = object()
 cdef object _locking_search = LOCKING_READ.search
+cdef dict _statement_kinds = _STATEMENT_KINDS  # the twin's memo, shared
+
+
+cdef inline bint _cacheable_read(object statement) except -1:
+    """statement_kind(statement)[1], the memo read without a call."""
+    if type(statement) is str:
+        kind = _statement_kinds.get(statement)
+        if kind is not None:
+            return (<tuple>kind)[1]
+    return statement_kind(statement)[1]
 
 
 cdef inline object _table_name(object table):
@@ -404,13 +415,21 @@ cdef class QueryCacheCore:
             self._store(slot, result, engine)
         return result
 
-    def _lookup(self, key):
-        """``(True, result)`` on a hit, else ``(False, slot or None)`` (see the twin)."""
-        found = _lookup_or_miss(self._entries, key)
-        if found is not _MISS:
-            self.hits += 1
-            return True, found
-        return False, self._miss(key)
+    def fetchall(self, statement, params=None):
+        """``session.execute(statement, params).fetchall()``, served from the
+        cache when the same read already ran in this session."""
+        slot = None
+        if _cacheable_read(statement):
+            key = ("sql", statement, params)
+            found = _lookup_or_miss(self._entries, key)
+            if found is not _MISS:
+                self.hits += 1
+                return found
+            slot = self._miss(key)
+        result = self._session.execute(statement, params).fetchall()
+        if slot is not None:
+            self._store(slot, result, None)
+        return result
 
     def _miss(self, key):
         # Taken before the query runs: the fallback might mutate the inputs.

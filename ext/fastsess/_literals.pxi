@@ -7,6 +7,9 @@
 
 from libc.math cimport isfinite
 from libc.string cimport strchr, strlen
+from cpython.unicode cimport PyUnicode_DecodeASCII
+
+from fastsess._speedups_py import dollar_params as _speedups_py_dollar_params
 
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
@@ -138,3 +141,39 @@ def build_literal_insert(table, columns, rows, literal, string_literal, encoding
             PyMem_Free(stmt.data)
         if one.data != one.small:
             PyMem_Free(one.data)
+
+
+# -- PostgreSQL placeholders (twin: dollar_params) ----------------------------------
+
+
+def dollar_params(statement):
+    """``%s`` -> ``$1, $2, ..`` and ``%%`` -> ``%`` (see the twin)."""
+    if type(statement) is not str:
+        raise TypeError(f"expected a str statement, got {type(statement).__name__}")
+    if not PyUnicode_IS_ASCII(statement):
+        return _speedups_py_dollar_params(statement)  # names beyond ASCII: rare
+    cdef const char *p = <const char *>PyUnicode_1BYTE_DATA(statement)
+    cdef Py_ssize_t size = PyUnicode_GET_LENGTH(statement), i = 0, n = 0
+    cdef _KeyBuf b
+    b.data = b.small
+    b.size = 0
+    b.cap = _KEY_SMALL
+    try:
+        while i < size:
+            if p[i] != c'%':
+                _kb_put(&b, p + i, 1)
+                i += 1
+                continue
+            if i + 1 < size and p[i + 1] == c's':
+                n += 1
+                _kb_put(&b, "$", 1)
+                _lit_digits(&b, n)
+            elif i + 1 < size and p[i + 1] == c'%':
+                _kb_put(&b, "%", 1)
+            else:
+                return _speedups_py_dollar_params(statement)  # the twin's error
+            i += 2
+        return PyUnicode_DecodeASCII(b.data, b.size, NULL)
+    finally:
+        if b.data != b.small:
+            PyMem_Free(b.data)

@@ -339,6 +339,37 @@ def build_delete(dialect, table, key_columns, keys, max_params, max_bytes=0):
     return out
 
 
+_PERCENT_CODES = re.compile(r"%(.?)", re.S)
+
+
+def dollar_params(statement):
+    """A builder's statement with PostgreSQL's own ``$1, $2, ..`` placeholders.
+
+    Each ``%s`` becomes the next ``$n`` and each ``%%`` a ``%``; any other
+    ``%`` is a ValueError.  Run on a ``psycopg.RawCursor``, the statement
+    reaches libpq as it is: psycopg's ``%s`` parser, which is not cached
+    for statements over 4 KiB, never sees a big batch.
+    """
+    if type(statement) is not str:
+        raise TypeError(f"expected a str statement, got {type(statement).__name__}")
+    out = []
+    n = 0
+    at = 0
+    for m in _PERCENT_CODES.finditer(statement):
+        code = m.group(1)
+        if code == "s":
+            n += 1
+            out.append(statement[at:m.start()] + "$" + str(n))
+        elif code == "%":
+            out.append(statement[at:m.start()] + "%")
+        else:
+            raise ValueError(f"only %s and %% may follow a % in a built statement, "
+                             f"found {m.group(0)!r} at {m.start()}")
+        at = m.end()
+    out.append(statement[at:])
+    return "".join(out)
+
+
 # -- query-cache keys -------------------------------------------------------------
 #
 # ``encode_key`` writes a canonical encoding of a (nested) query input: every
@@ -649,7 +680,32 @@ def cache_get(entries, value, default):
 LOCKING_READ = re.compile(
     r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
 
+#: Statements that only read: anything else run through a session empties its cache.
+READ_ONLY = re.compile(r"\s*(\(\s*)*(SELECT|SHOW|EXPLAIN|DESCRIBE|DESC)\b", re.I)
+
 _MISS = object()
+
+# statement -> (reads only, and may be cached): services run the same few
+# statements over and over, and two regex scans cost more than a cache hit.
+# Only short statements are kept (a batch INSERT can be megabytes).
+_STATEMENT_KINDS = {}
+_STATEMENT_KINDS_MAX = 4096
+_STATEMENT_KIND_MAX_LEN = 4096
+
+
+def statement_kind(statement):
+    """``(read_only, cacheable)`` of a statement: it only reads (a SELECT and
+    the like), and it may be served from the query cache (a read that does
+    not lock rows).  Anything but a str is neither."""
+    kind = _STATEMENT_KINDS.get(statement) if type(statement) is str else (False, False)
+    if kind is None:
+        read_only = READ_ONLY.match(statement) is not None
+        kind = (read_only, read_only and LOCKING_READ.search(statement) is None)
+        if len(statement) <= _STATEMENT_KIND_MAX_LEN:
+            if len(_STATEMENT_KINDS) >= _STATEMENT_KINDS_MAX:
+                _STATEMENT_KINDS.clear()
+            _STATEMENT_KINDS[statement] = kind
+    return kind
 
 
 def _table_name(table):
@@ -713,16 +769,21 @@ class QueryCacheCore:
             self._store(slot, result, engine)
         return result
 
-    def _lookup(self, key):
-        """The result cached for ``key`` (counted as a hit), or the (digest,
-        encoding) to store its result under (counted as a miss), or None when
-        ``key`` cannot be encoded (counted as uncacheable).  Returned as
-        ``(hit, result or slot)``."""
-        found = cache_get(self._entries, key, _MISS)
-        if found is not _MISS:
-            self.hits += 1
-            return True, found
-        return False, self._miss(key)
+    def fetchall(self, statement, params=None):
+        """``session.execute(statement, params).fetchall()``, served from the
+        cache when the same read already ran in this session."""
+        slot = None
+        if statement_kind(statement)[1]:
+            key = ("sql", statement, params)
+            found = cache_get(self._entries, key, _MISS)
+            if found is not _MISS:
+                self.hits += 1
+                return found
+            slot = self._miss(key)
+        result = self._session.execute(statement, params).fetchall()
+        if slot is not None:
+            self._store(slot, result, None)
+        return result
 
     def _miss(self, key):
         # Taken before the query runs: the fallback might mutate the inputs.

@@ -16,20 +16,16 @@ results are kept, least recently used first out.
 
 from __future__ import annotations
 
-import re
-
 from . import _impl
 
-# Statements that only read: anything else run through the session empties the cache.
-_READ_ONLY = re.compile(r"\s*(\(\s*)*(SELECT|SHOW|EXPLAIN|DESCRIBE|DESC)\b", re.I)
-_LOCKING = _impl.LOCKING_READ  # FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE
+_statement_kind = _impl.statement_kind
 
 DEFAULT_MAX_ENTRIES = 1024
 
 
-def is_read_only(statement: str) -> bool:
+def is_read_only(statement) -> bool:
     """Whether ``statement`` only reads (a SELECT and the like)."""
-    return _READ_ONLY.match(statement) is not None
+    return _statement_kind(statement)[0]
 
 
 class SessionQueryCache(_impl.QueryCacheCore):
@@ -44,8 +40,8 @@ class SessionQueryCache(_impl.QueryCacheCore):
     ``uncacheable`` (inputs that cannot be encoded, run without the cache)
     count what happened.
 
-    ``get_all`` and ``query`` live in the kernel (``QueryCacheCore``): with
-    the compiled module a hit runs no Python code at all.
+    ``get_all``, ``query`` and ``fetchall`` live in the kernel
+    (``QueryCacheCore``): with the compiled module a hit runs no Python code.
     """
 
     __slots__ = ()
@@ -53,23 +49,8 @@ class SessionQueryCache(_impl.QueryCacheCore):
     def __init__(self, session, max_entries: int = DEFAULT_MAX_ENTRIES):
         super().__init__(session, max_entries)
 
-    def fetchall(self, statement: str, params=None) -> list:
-        """``session.execute(statement, params).fetchall()``, served from the
-        cache when the same read already ran in this session."""
-        slot = None
-        if is_read_only(statement) and not _LOCKING.search(statement):
-            hit, found = self._lookup(("sql", statement, params))
-            if hit:
-                return found
-            slot = found
-        result = self._session.execute(statement, params).fetchall()
-        if slot is not None:
-            self._store(slot, result, None)
-        return result
-
     def _on_statement(self, statement) -> None:
-        # bytes statements (MySQL batch inserts, or a caller's) are not parsed.
-        if type(statement) is not str or not is_read_only(statement):
+        if not _statement_kind(statement)[0]:  # bytes (a MySQL batch insert): a write
             self.clear()
 
     def clear(self) -> None:
