@@ -5,13 +5,20 @@ from __future__ import annotations
 from . import errors
 from ._impl import __impl__
 from .cache import SessionQueryCache
+from .config import configure_session, get_session_config
+from .context import SessionContextStorage
 from .engine import Engine, create_engine
+from .monitoring import check_sessions, get_session_stats, reset_session_stats
 from .registry import (EngineFactory, configure_factory, destroy_all_engines, destroy_engine,
                        engine_factory, get_engine)
 from .result import Result
+from .retry import is_retryable
 from .scope import session_manager
+from .scopes import current_session, retrying, session_scope, with_session
 from .session import Session
 from .storage import SessionConflict, SessionNotFound, SessionThreadStorage
+from .transaction import (TransactionAborted, TransactionManagementError, atomic,
+                          in_atomic_block, on_commit)
 from .url import DatabaseURL
 
 __version__ = "0.1.0"
@@ -21,4 +28,9 @@ __all__ = [
     "Session", "SessionQueryCache", "SessionThreadStorage", "SessionConflict", "SessionNotFound",
     "configure_factory", "create_engine", "destroy_all_engines", "destroy_engine",
     "engine_factory", "get_engine", "session_manager",
+    # transactions and scopes (issue 6)
+    "atomic", "on_commit", "in_atomic_block", "TransactionAborted", "TransactionManagementError",
+    "session_scope", "with_session", "retrying", "is_retryable", "current_session",
+    "SessionContextStorage", "configure_session", "get_session_config", "get_session_stats",
+    "reset_session_stats", "check_sessions",
 ]

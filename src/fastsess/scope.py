@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import logging
 
+from . import context as _context
+from .counters import failures as _failures
+
 LOG = logging.getLogger("fastsess.scope")
+_next = next
+_current_frame = _context._CURRENT.get
+_lookup = _context.lookup
 
 
 class session_manager:
     """``with session_manager(engine) as session: ...``
 
-    Without a ``session`` and with none stored for this thread, opens a new
-    session, yields it, commits when the block succeeds, rolls back (and
-    re-raises) when it raises, and always closes it.  With a given or stored
-    session, yields that session untouched: its owner commits and closes it.
+    Without a ``session`` and with none current for this engine in the
+    running task or thread (made current by ``session_scope``,
+    ``with_session`` or ``atomic``, see ``fastsess.context``) or stored for
+    this thread, opens a new session, yields it, commits when the block
+    succeeds, rolls back (and re-raises) when it raises, and always closes
+    it.  With a given, current or stored session, yields that session
+    untouched: its owner commits and closes it.  The session it opens is not
+    made current (``session_scope`` does that).
     """
 
     __slots__ = ("_engine", "_session", "_owned")
@@ -26,9 +36,15 @@ class session_manager:
     def __enter__(self):
         session = self._session
         if session is None:
-            storage = self._engine._storage
-            if storage._stored:  # skip the thread-local lookup while nothing is stored
-                session = storage.find_session()
+            frame = None
+            if _current_frame() is not None:  # a scope made a session current somewhere up
+                frame = _lookup(self._engine)
+            if frame is not None:
+                session = frame[_context.SESSION]  # None: hidden (on_commit callbacks run so)
+            else:
+                storage = self._engine._storage
+                if storage._stored:  # skip the thread-local lookup while nothing is stored
+                    session = storage.find_session()
             if session is None:
                 session = self._session = self._engine.get_session()
                 self._owned = True
@@ -48,6 +64,8 @@ class session_manager:
                     _quiet_rollback(session)
                     raise
             else:
+                if session._dirty:  # work was done: a failed transaction
+                    _next(_failures)
                 _quiet_rollback(session)
         finally:
             session.close()

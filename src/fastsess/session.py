@@ -10,24 +10,40 @@ from __future__ import annotations
 
 import logging
 import threading
+from time import perf_counter as _clock
 
-from . import _impl
+from . import _impl, counters
+from . import config as _config
 from .cache import SessionQueryCache
 from .errors import ConnectionLost, CommitOutcomeUnknown, EngineClosed, SessionClosed
 from .result import Result
 
 LOG = logging.getLogger("fastsess.session")
+#: Every statement a session runs, at DEBUG (parameter values redacted
+#: unless ``configure_session(log_parameters=True)``).
+STATEMENT_LOG = logging.getLogger("fastsess.statements")
 
 _build_insert = _impl.build_insert
 _build_delete = _impl.build_delete
 _get_ident = threading.get_ident
+_statements_debug = STATEMENT_LOG.isEnabledFor
+_DEBUG = logging.DEBUG
+_next = next
+_opened = counters.sessions_opened
+_closed = counters.sessions_closed
+_commits = counters.commits
+_rollbacks = counters.rollbacks
+_failures = counters.failures
+#: Set by fastsess.monitoring while monitoring or leak tracking is on: gets
+#: told of sessions opened and collected unclosed, and of commit/rollback times.
+_monitor = None
 
 
 class Session:
     """A unit of work on one pooled connection (see the module docstring)."""
 
     __slots__ = ("_engine", "_pool", "_adapter", "_driver_error", "_pc", "_raw", "_dirty",
-                 "_closed", "_thread", "_cache", "__weakref__")
+                 "_closed", "_thread", "_cache", "_tx", "_log", "__weakref__")
 
     def __init__(self, engine):
         self._engine = engine
@@ -42,6 +58,16 @@ class Session:
         self._closed = False
         self._thread = _get_ident()
         self._cache = None  # made on first use: most sessions never touch it
+        # Atomic blocks' savepoints and on_commit callbacks
+        # (fastsess.transaction.Transaction), or None.
+        self._tx = None
+        # Whether statements are logged: STATEMENT_LOG's DEBUG, read at each
+        # checkout so a disabled log costs one attribute test per statement.
+        # Assigned last: __del__ takes its presence for "__init__ finished".
+        self._log = False
+        _next(_opened)
+        if _monitor is not None:
+            _monitor.opened(self)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("active" if self._pc is not None else "idle")
@@ -79,6 +105,9 @@ class Session:
                 raise SessionClosed("this session was closed and its engine is closed; "
                                     "it cannot take a new connection")
             self._closed = False
+            _next(_opened)
+            if _monitor is not None:
+                _monitor.opened(self)
         try:
             pc = self._pool.checkout()
         except EngineClosed:
@@ -86,6 +115,7 @@ class Session:
                                 "is closed") from None
         self._pc = pc
         self._raw = pc.raw
+        self._log = _statements_debug(_DEBUG)
         return pc.raw
 
     def _fail(self, exc, during_commit=False):
@@ -100,6 +130,8 @@ class Session:
                     f"have been committed: {err}", orig=exc, sqlstate=err.sqlstate, errno=err.errno)
             elif not isinstance(err, ConnectionLost):
                 err = ConnectionLost(str(err), orig=exc, sqlstate=err.sqlstate, errno=err.errno)
+        if self._tx is not None:
+            self._tx.on_error(self, err)  # an error that ended the transaction dooms its atomic blocks
         return err
 
     def connection(self):
@@ -120,6 +152,8 @@ class Session:
         if cache is not None and cache._entries:
             cache._on_statement(statement)
         self._dirty = True
+        if self._log:
+            _log_statement(statement, params)
         try:
             cursor = raw.cursor()
             cursor.execute(statement, params)
@@ -135,6 +169,8 @@ class Session:
         if self._cache is not None:
             self._cache.clear()
         self._dirty = True
+        if self._log:
+            _log_statement(statement, seq_of_params, many=True)
         try:
             cursor = raw.cursor()
             cursor.executemany(statement, seq_of_params)
@@ -143,28 +179,55 @@ class Session:
         return Result(cursor, self._adapter)
 
     def commit(self) -> None:
+        tx = self._tx
+        if tx is not None:
+            tx.before_commit()  # refuses inside an atomic block, or an aborted transaction
         raw = self._raw
-        if raw is None:
-            return
-        # Always ask the driver, even when nothing ran through execute():
-        # work done on connection() is invisible to the session.
-        try:
-            raw.commit()
-        except self._driver_error as e:
-            raise self._fail(e, during_commit=True) from e
-        self._dirty = False
+        if raw is not None:
+            monitor = _monitor
+            if monitor is not None:
+                started = _clock()
+            # Always ask the driver, even when nothing ran through execute():
+            # work done on connection() is invisible to the session.
+            try:
+                raw.commit()
+            except self._driver_error as e:
+                if self._dirty:
+                    _next(_failures)
+                err = self._fail(e, during_commit=True)
+                if tx is not None:
+                    tx.after_commit(self, False)
+                raise err from e
+            if monitor is not None:
+                monitor.commit_latency(_clock() - started)
+            if self._dirty:
+                _next(_commits)
+                self._dirty = False
+        if tx is not None:
+            tx.after_commit(self, True)  # runs the on_commit callbacks
 
     def rollback(self) -> None:
         if self._cache is not None:
             self._cache.clear()
         raw = self._raw
-        if raw is None:
-            return
-        try:
-            raw.rollback()
-        except self._driver_error as e:
-            raise self._fail(e) from e
-        self._dirty = False
+        if raw is not None:
+            monitor = _monitor
+            if monitor is not None:
+                started = _clock()
+            try:
+                raw.rollback()
+            except self._driver_error as e:
+                err = self._fail(e)
+                if self._tx is not None:
+                    self._tx.on_rollback(self)
+                raise err from e
+            if monitor is not None:
+                monitor.rollback_latency(_clock() - started)
+            if self._dirty:
+                _next(_rollbacks)
+                self._dirty = False
+        if self._tx is not None:
+            self._tx.on_rollback(self)  # drops the on_commit callbacks
 
     def close(self) -> None:
         """Give the connection back (rolled back if a transaction is open).
@@ -177,7 +240,11 @@ class Session:
             self._pool.checkin(pc, dirty)
         if self._cache is not None:
             self._cache.clear()
-        self._closed = True
+        if self._tx is not None:
+            self._tx.on_close(self)
+        if not self._closed:
+            self._closed = True
+            _next(_closed)
 
     def __enter__(self):
         return self
@@ -192,8 +259,13 @@ class Session:
         # pool's lock here could deadlock if the collector runs inside it).
         try:
             pc = self._pc
+            self._log  # noqa: B018 - assigned last in __init__
         except AttributeError:  # __init__ did not finish
             return
+        if not self._closed:  # its lifetime ends here, without close()
+            _next(_closed)
+            if _monitor is not None:
+                _monitor.collected_open(self)
         if pc is not None:
             self._pc = self._raw = None
             try:
@@ -263,6 +335,8 @@ class Session:
             if self._cache is not None:
                 self._cache.clear()
             self._dirty = True
+            if self._log:
+                _log_statement(f"COPY {table} ({', '.join(columns)}) FROM STDIN", values, many=True)
             try:
                 return adapter.copy_insert(raw, table, columns, values)
             except adapter.CopyRefused:
@@ -361,6 +435,35 @@ class Session:
         chunks = _build_delete(self._adapter.dialect, table, key_columns, values, max_params,
                                max_bytes)
         return self._run_chunks(chunks)
+
+
+def _log_statement(statement, params, many=False) -> None:
+    """Log one statement on STATEMENT_LOG (its DEBUG is known to be on).
+
+    Parameter values are shown only with ``configure_session(log_parameters=True)``;
+    otherwise only their number.  Statements that carry their values as
+    literals (bytes: the MySQL batch INSERTs built client-side) are cut
+    after ``VALUES`` for the same reason.
+    """
+    show = _config.settings.log_parameters
+    if type(statement) is not str:
+        text = bytes(statement).decode("utf-8", "replace")
+        if not show:
+            at = text.upper().find(" VALUES")
+            if at >= 0:
+                text = f"{text[:at + 7]} <{len(text) - at - 7} characters of values redacted>"
+        statement = text
+    if params is None:
+        STATEMENT_LOG.debug("%s", statement)
+    elif show:
+        STATEMENT_LOG.debug("%s  -- parameters: %r", statement, params)
+    else:
+        try:
+            n = len(params)
+        except TypeError:  # an iterator (execute_many accepts one)
+            n = "?"
+        what = ("rows" if n != 1 else "row") if many else ("values" if n != 1 else "value")
+        STATEMENT_LOG.debug("%s  -- parameters redacted: %s %s", statement, n, what)
 
 
 def _rows_and_columns(rows, columns):

@@ -1,0 +1,262 @@
+"""Transaction scopes: ``session_scope`` (a with block), ``with_session`` (a
+decorator that injects the session) and ``retrying`` (re-runnable blocks).
+
+A scope opens a session only when none is current for its engine in the
+running task or thread; it then makes it current (so nested scopes,
+``atomic`` blocks and ``engine.session_manager()`` reuse it), commits when
+the block succeeds (``auto_commit``), rolls back when it raises
+(``auto_rollback``, then re-raises), and always closes it.  A nested scope
+yields the current session untouched: the scope that opened it commits.
+Which child tasks and threads see a current session: ``fastsess.context``.
+
+Options default to ``configure_session``'s values, read on each entry;
+a value given to one scope overrides them for that scope only:
+
+- ``using``: an engine name in the registry (default ``"default"``) or an Engine;
+- ``auto_commit`` [True]: commit at the end; when False, what the block did
+  not commit itself (``session.commit()``) is rolled back at close;
+- ``auto_rollback`` [True]: roll back when the block raises; when False the
+  scope skips its ROLLBACK, but closing the session still discards the
+  uncommitted work (a connection never goes back to the pool mid-transaction);
+- ``readonly`` [False]: begin the transaction with ``SET TRANSACTION READ
+  ONLY`` (writes then fail with ``ReadOnlyViolation``); applies only to a
+  scope that opens its session, a nested scope joins the enclosing
+  transaction as it is;
+- retry options (``retry_attempts``, ``retry_delay``, ``retry_max_delay``):
+  ``with_session`` and ``retrying`` only, see ``fastsess.retry``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+from .config import settings
+from .context import _CURRENT, SESSION, lookup, pop, push
+from .retry import RetryPolicy, Retrying, call_with_retries
+from .session import Session
+from .storage import SessionNotFound
+from .transaction import _check_plain_function, current, finish_session, open_session, \
+    resolve_engine
+
+_IDLE = object()  # session_scope._held before __enter__ and after __exit__
+
+
+class session_scope:
+    """``with session_scope(using=None, *, auto_commit=None, auto_rollback=None,
+    readonly=False, session=None) as session:`` (see the module docstring).
+
+    ``session_scope(session=s)`` makes a session of your own current for the
+    block (nested scopes and ``atomic`` blocks then use it) and leaves it
+    untouched: you commit and close it.  One scope object serves one
+    ``with`` statement at a time.
+    """
+
+    __slots__ = ("_session", "_using", "_auto_commit", "_auto_rollback", "_readonly", "_record",
+                 "_held")
+
+    def __init__(self, using=None, *, session=None, auto_commit=None, auto_rollback=None,
+                 readonly=False, **options):
+        if options:
+            if any(name.startswith("retry_") for name in options):
+                raise TypeError("session_scope is a with block, which cannot run itself again: "
+                                "use @with_session(retry_attempts=...) or fastsess.retrying(...)")
+            raise TypeError(f"session_scope() got unexpected keyword argument(s) "
+                            f"{', '.join(sorted(options))}")
+        self._session = session
+        self._using = using
+        self._auto_commit = auto_commit
+        self._auto_rollback = auto_rollback
+        self._readonly = readonly
+        self._record = None  # set by retrying(): tells the retry loop what happened
+        self._held = _IDLE
+
+    def __enter__(self):
+        if self._held is not _IDLE:
+            raise RuntimeError("this session_scope is already in use; make one per with statement")
+        session = self._session
+        if session is not None:
+            engine = session._engine
+            frame = lookup(engine) if _CURRENT.get() is not None else None
+            if frame is not None and frame[SESSION] is session:
+                self._held = None
+            else:
+                self._held = (None, push(engine, session))
+            return session
+        engine = resolve_engine(self._using)
+        found = current(engine)
+        if found is not None:
+            self._held = None
+            return found
+        self._held = open_session(engine, self._readonly, self._record)
+        return self._held[0]
+
+    def __exit__(self, exc_type, exc, tb):
+        held = self._held
+        self._held = _IDLE
+        if held is None:
+            return False
+        session, pushed = held
+        if session is None:
+            pop(pushed)
+            return False
+        auto_commit = settings.auto_commit if self._auto_commit is None else self._auto_commit
+        auto_rollback = settings.auto_rollback if self._auto_rollback is None else self._auto_rollback
+        finish_session(session, pushed, exc_type is not None, auto_commit, auto_rollback)
+        return False
+
+
+def _session_parameter(func, session_arg):
+    """(name, position or None, the signature callers see or None) of the
+    parameter that receives the session."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):  # no signature (some builtins): first positional
+        return session_arg or "session", 0 if session_arg is None else None, None
+    params = list(signature.parameters.values())
+    name, index = _find_parameter(func, params, session_arg)
+    outside = signature.replace(parameters=[p for p in params if p.name != name])
+    return name, index, outside
+
+
+def _find_parameter(func, params, session_arg):
+    if session_arg is None:
+        named = [p for p in params if p.name == "session"]
+        if named:
+            session_arg = "session"
+        elif params and params[0].kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                           inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                           inspect.Parameter.VAR_POSITIONAL):
+            return params[0].name, 0
+        else:
+            raise TypeError(f"with_session cannot inject a session into {func.__qualname__}: "
+                            "it takes no positional parameter; name one with session_arg=")
+    for i, p in enumerate(params):
+        if p.name == session_arg:
+            if p.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                          inspect.Parameter.POSITIONAL_OR_KEYWORD):
+                return session_arg, i
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                return session_arg, None
+            break
+    else:
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            return session_arg, None
+    raise TypeError(f"with_session cannot inject a session into {func.__qualname__}: "
+                    f"it has no parameter {session_arg!r} that takes one value")
+
+
+def with_session(func=None, *, using=None, session_arg=None, auto_commit=None,
+                 auto_rollback=None, readonly=False, retry_attempts=None, retry_delay=None,
+                 retry_max_delay=None):
+    """Decorator: call the function inside a ``session_scope`` and pass it the session.
+
+    ``@with_session`` or ``@with_session(...)`` with the scope options of the
+    module docstring.  The session goes to the parameter ``session_arg``;
+    by default the one named ``session``, else the first parameter
+    (``def f(session, x)`` is called ``f(x)``; a method ``def m(self,
+    session, x)`` is called ``obj.m(x)``).
+
+    A caller that passes its own session — by keyword, or as a ``Session``
+    in that position — gets it used as it is: made current for the call
+    (nested scopes use it), neither committed nor closed nor retried.
+    ``session=None`` counts as not passed.
+
+    Retries (``retry_attempts`` etc., default: the ``configure_session``
+    values): when the call began the transaction and failed with a retryable
+    error, it is run again from scratch with a new session; see
+    ``fastsess.retry`` for when that is safe.
+    """
+    policy = RetryPolicy(retry_attempts, retry_delay, retry_max_delay)
+
+    def decorate(fn):
+        _check_plain_function(fn, "with_session")
+        name, index, outside = _session_parameter(fn, session_arg)
+        what = getattr(fn, "__qualname__", repr(fn))
+
+        def call(session, args, kwargs):
+            if index is None or len(args) < index:
+                kwargs[name] = session
+                return fn(*args, **kwargs)
+            if index == 0:
+                return fn(session, *args, **kwargs)
+            return fn(*args[:index], session, *args[index:], **kwargs)
+
+        def run(record, args, kwargs):
+            """One run of the unit in a scope (the body of session_scope, inlined)."""
+            engine = resolve_engine(using)
+            session = current(engine)
+            if session is not None:  # nested: the enclosing scope owns the transaction
+                return call(session, args, kwargs)
+            session, pushed = open_session(engine, readonly, record)
+            try:
+                result = call(session, args, kwargs)
+            except BaseException:
+                finish_session(session, pushed, True, False,
+                               settings.auto_rollback if auto_rollback is None else auto_rollback)
+                raise
+            finish_session(session, pushed, False,
+                           settings.auto_commit if auto_commit is None else auto_commit, False)
+            return result
+
+        @functools.wraps(fn)
+        def with_session_call(*args, **kwargs):
+            if kwargs:
+                given = kwargs.pop(name, None)
+                if given is not None:  # placed where an injected one would go
+                    with session_scope(session=given):
+                        return call(given, args, kwargs)
+            if index is not None and len(args) > index and isinstance(args[index], Session):
+                with session_scope(session=args[index]):
+                    return fn(*args, **kwargs)
+            retries = policy.attempts
+            if retries is None:
+                retries = settings.retry_attempts
+            if not retries:
+                return run(None, args, kwargs)
+            retries, delay, max_delay = policy.resolve()
+            return call_with_retries(lambda record: run(record, args, dict(kwargs)),
+                                     retries, delay, max_delay, what)
+
+        if outside is not None:  # what callers pass: the session is optional
+            with_session_call.__signature__ = outside
+        return with_session_call
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+def retrying(using=None, *, retry_attempts=None, retry_delay=None, retry_max_delay=None,
+             auto_commit=None, auto_rollback=None, readonly=False) -> Retrying:
+    """Attempts of an inline unit of work, each a ``session_scope``::
+
+        for attempt in fastsess.retrying(retry_attempts=3):
+            with attempt as session:
+                session.execute(...)
+
+    ``retry_attempts`` defaults to the ``configure_session`` value (0: one
+    attempt).  See ``fastsess.retry.Retrying`` and the retry rules in
+    ``fastsess.retry``.
+    """
+    policy = RetryPolicy(retry_attempts, retry_delay, retry_max_delay)
+
+    def open_scope(record):
+        scope = session_scope(using=using, auto_commit=auto_commit, auto_rollback=auto_rollback,
+                              readonly=readonly)
+        scope._record = record
+        return scope
+
+    return Retrying(open_scope, policy)
+
+
+def current_session(using=None) -> Session:
+    """The session scopes in this task or thread would reuse for ``using``
+    (see ``fastsess.context``); ``SessionNotFound`` when there is none."""
+    engine = resolve_engine(using)
+    session = current(engine)
+    if session is None:
+        raise SessionNotFound(
+            f"no session is current for engine {engine.name!r} in this task or thread; "
+            "open one with session_scope(), with_session or atomic()")
+    return session
