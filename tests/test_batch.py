@@ -77,15 +77,19 @@ def statements(monkeypatch):
 
     monkeypatch.setattr(PostgreSQLAdapter, "copy_min_rows", 0)
     seen = []
-    original = session_module.Session.execute
 
-    def spy(self, statement, params=None):
-        # MySQL batch inserts arrive as bytes with the literals written in.
-        seen.append(statement.decode("utf-8", "replace") if isinstance(statement, bytes)
-                    else statement)
-        return original(self, statement, params)
+    def spying(original):
+        def spy(self, statement, params=None, *args, **kwargs):
+            # MySQL batch inserts arrive as bytes with the literals written in.
+            seen.append(statement.decode("utf-8", "replace") if isinstance(statement, bytes)
+                        else statement)
+            return original(self, statement, params, *args, **kwargs)
+        return spy
 
-    monkeypatch.setattr(session_module.Session, "execute", spy)
+    # execute() for what callers run, _write() for the batch builders' statements.
+    for name in ("execute", "_write"):
+        monkeypatch.setattr(session_module.Session, name,
+                            spying(getattr(session_module.Session, name)))
     return seen
 
 
@@ -606,3 +610,25 @@ def test_copy_path_duplicate_is_conflict_and_changes_nothing(dialect, engine, ta
             s.batch_insert(items(table, range(n)))
     assert (ei.value.key, ei.value.value) == ("id", "7")
     assert raw_query(raw, f"SELECT id, name FROM {table}") == [(7, "keep")]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_postgresql_batches_run_with_dollar_placeholders(dialect, engine, raw_connect, monkeypatch):
+    # Built statements go to libpq with $n placeholders on a RawCursor; a %
+    # in a name (doubled by the builder) must come out as one %.
+    made = []
+    real = engine._adapter.positional_cursor
+
+    def cursor(raw):
+        made.append(real(raw))
+        return made[-1]
+
+    monkeypatch.setattr(engine._adapter, "positional_cursor", cursor)
+    raw = raw_connect()
+    for table in fresh_table(dialect, raw_connect, "pct", 'id INT PRIMARY KEY, "v%s" TEXT'):
+        with engine.session_manager() as s:
+            assert s.insert_rows(table, [{"id": 1, "v%s": "a%sb"}, {"id": 2, "v%s": "%%"}]) == 2
+            assert s.upsert_rows(table, [{"id": 2, "v%s": "100%"}], "id") == 1
+            assert s.delete_rows(table, [1], "id") == 1
+        assert len(made) == 3
+        assert rows(raw, f'SELECT id, "v%s" FROM {table}') == [(2, "100%")]

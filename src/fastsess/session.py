@@ -25,6 +25,7 @@ STATEMENT_LOG = logging.getLogger("fastsess.statements")
 
 _build_insert = _impl.build_insert
 _build_delete = _impl.build_delete
+_dollar_params = _impl.dollar_params
 _get_ident = threading.get_ident
 _statements_debug = STATEMENT_LOG.isEnabledFor
 _DEBUG = logging.DEBUG
@@ -163,6 +164,14 @@ class Session:
 
     def execute_many(self, statement, seq_of_params):
         """Run one statement once per parameter set (the driver's executemany)."""
+        return self._write(statement, seq_of_params, many=True)
+
+    def _write(self, statement, params, many=False):
+        """Run a statement that writes (``execute_many``, the batch builders'
+        statements): the query cache is emptied first.  A built statement
+        (only ``%s`` placeholders, ``%%`` for a percent) runs with the
+        database's own placeholders where the adapter has a cursor for them,
+        so that the driver does not parse it again."""
         raw = self._raw
         if raw is None:
             raw = self._checkout()
@@ -170,10 +179,18 @@ class Session:
             self._cache.clear()
         self._dirty = True
         if self._log:
-            _log_statement(statement, seq_of_params, many=True)
+            _log_statement(statement, params, many=many)
+        positional = self._adapter.positional_cursor
         try:
-            cursor = raw.cursor()
-            cursor.executemany(statement, seq_of_params)
+            if many:
+                cursor = raw.cursor()
+                cursor.executemany(statement, params)
+            elif positional is not None and params is not None:
+                cursor = positional(raw)
+                cursor.execute(_dollar_params(statement), params)
+            else:
+                cursor = raw.cursor()
+                cursor.execute(statement, params)
         except self._driver_error as e:
             raise self._fail(e) from e
         return Result(cursor, self._adapter)
@@ -282,12 +299,12 @@ class Session:
             return 0
         if len(chunks) == 1:
             statement, params = chunks[0]
-            return self.execute(statement, params).rowcount
+            return self._write(statement, params).rowcount
         self.execute("SAVEPOINT fastsess_batch")
         total = 0
         try:
             for statement, params in chunks:
-                total += self.execute(statement, params).rowcount
+                total += self._write(statement, params).rowcount
         except BaseException:
             if self._pc is not None and not self._pc.broken:
                 try:

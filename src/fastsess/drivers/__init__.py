@@ -63,6 +63,10 @@ class DriverAdapter:
         """Largest statement the server takes (0: no byte limit, only max_params)."""
         return 0
 
+    #: A cursor class taking the database's own positional placeholders
+    #: (``$1``), for the batch builders' statements; None: ``raw.cursor()``.
+    positional_cursor = None
+
     #: Whether ``insert_statements`` writes the values into the statements
     #: itself (drivers that interpolate on the client anyway).
     builds_literals: bool = False
