@@ -253,3 +253,61 @@ def test_non_ascii_column_labels(engine, dialect):
     with engine.session_manager() as s:
         row = s.execute(f"SELECT 1 AS {q}café{q}, %s AS {q}日本{q}", ("x",)).fetchone()
     assert row == {"café": 1, "日本": "x"}
+
+
+# -- a caught error and the commit after it -------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_commit_after_a_caught_error_that_aborted_the_transaction(engine, dialect, table,
+                                                                  raw_connect):
+    # PostgreSQL ignores everything after an error up to ROLLBACK, and its
+    # COMMIT then quietly rolls back: fastsess says so instead of pretending.
+    raw = raw_connect()
+    with pytest.raises(errors.TransactionAborted) as ei:
+        with engine.session_manager() as s:
+            s.execute(f"INSERT INTO {table} (id, name) VALUES (1, 'before')")
+            with pytest.raises(errors.ProgrammingError):
+                s.execute("SELECT * FROM no_such_table_anywhere")
+    assert isinstance(ei.value.cause, errors.ProgrammingError)
+    assert ei.value.retryable is False
+    assert raw_query(raw, f"SELECT id FROM {table}") == []
+    assert engine.pool_stats()["in_use"] == 0
+
+
+@pytest.mark.parametrize("dialect", ["mysql"], indirect=True)
+def test_mysql_statement_errors_do_not_abort_the_transaction(dialect, engine, table, raw_connect):
+    # MySQL rolls back only the failed statement: the rest commits, as the driver does.
+    with engine.session_manager() as s:
+        s.execute(f"INSERT INTO {table} (id, name) VALUES (1, 'kept')")
+        with pytest.raises(errors.ProgrammingError):
+            s.execute("SELECT * FROM no_such_table_anywhere")
+    assert raw_query(raw_connect(), f"SELECT id, name FROM {table}") == [(1, "kept")]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_rollback_to_savepoint_makes_the_transaction_committable_again(dialect, engine, table,
+                                                                      raw_connect):
+    with engine.session_manager() as s:
+        s.execute(f"INSERT INTO {table} (id, name) VALUES (1, 'kept')")
+        s.execute("SAVEPOINT sp")
+        with pytest.raises(errors.ProgrammingError):
+            s.execute("SELECT * FROM no_such_table_anywhere")
+        s.execute("ROLLBACK TO SAVEPOINT sp")
+        s.execute(f"INSERT INTO {table} (id, name) VALUES (2, 'after')")
+    assert raw_query(raw_connect(), f"SELECT id FROM {table} ORDER BY id") == [(1,), (2,)]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_a_refused_commit_leaves_the_session_usable(dialect, engine, table, raw_connect):
+    s = engine.get_session()
+    try:
+        with pytest.raises(errors.ProgrammingError):
+            s.execute("SELECT * FROM no_such_table_anywhere")
+        with pytest.raises(errors.TransactionAborted):
+            s.commit()
+        s.execute(f"INSERT INTO {table} (id, name) VALUES (3, 'next')")
+        s.commit()  # a new transaction, no error in it
+    finally:
+        s.close()
+    assert raw_query(raw_connect(), f"SELECT id FROM {table}") == [(3,)]

@@ -27,6 +27,9 @@ whether running the whole transaction again may succeed.
         +-- ProgrammingError
         +-- DataError
         +-- ReadOnlyViolation
+    +-- TransactionManagementError          a transaction or atomic block misused
+        +-- TransactionAborted              .cause; cannot commit: an earlier error
+                                            aborted the transaction (it is rolled back)
 """
 
 from __future__ import annotations
@@ -156,3 +159,20 @@ class DataError(DatabaseError):
 
 class ReadOnlyViolation(DatabaseError):
     """A write was attempted in a read-only transaction or engine."""
+
+
+class TransactionManagementError(FastsessError):
+    """An atomic block or transaction scope was used in a way that cannot work
+    (``commit()`` inside an atomic block, a nested durable block, ...)."""
+
+
+class TransactionAborted(TransactionManagementError):
+    """The transaction (or a nested block) cannot commit: an earlier error
+    aborted it and was caught, or it was rolled back inside an atomic block.
+    Its work has been rolled back.  ``cause`` is that error (also the
+    exception's ``__cause__``); ``retryable`` is the cause's."""
+
+    def __init__(self, message: str, cause: BaseException | None = None):
+        super().__init__(message)
+        self.cause = cause
+        self.retryable = isinstance(cause, FastsessError) and cause.retryable is True

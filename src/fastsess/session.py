@@ -15,7 +15,8 @@ from time import perf_counter as _clock
 from . import _impl, counters
 from . import config as _config
 from .cache import SessionQueryCache
-from .errors import ConnectionLost, CommitOutcomeUnknown, EngineClosed, SessionClosed
+from .errors import (ConnectionLost, CommitOutcomeUnknown, EngineClosed, SessionClosed,
+                     TransactionAborted)
 from .result import Result
 
 LOG = logging.getLogger("fastsess.session")
@@ -44,7 +45,7 @@ class Session:
     """A unit of work on one pooled connection (see the module docstring)."""
 
     __slots__ = ("_engine", "_pool", "_adapter", "_driver_error", "_pc", "_raw", "_dirty",
-                 "_closed", "_thread", "_cache", "_tx", "_log", "__weakref__")
+                 "_closed", "_thread", "_cache", "_tx", "_error", "_log", "__weakref__")
 
     def __init__(self, engine):
         self._engine = engine
@@ -62,6 +63,9 @@ class Session:
         # Atomic blocks' savepoints and on_commit callbacks
         # (fastsess.transaction.Transaction), or None.
         self._tx = None
+        # The last driver error since the transaction began: commit() asks
+        # the adapter whether it aborted the transaction.
+        self._error = None
         # Whether statements are logged: STATEMENT_LOG's DEBUG, read at each
         # checkout so a disabled log costs one attribute test per statement.
         # Assigned last: __del__ takes its presence for "__init__ finished".
@@ -133,6 +137,7 @@ class Session:
                 err = ConnectionLost(str(err), orig=exc, sqlstate=err.sqlstate, errno=err.errno)
         if self._tx is not None:
             self._tx.on_error(self, err)  # an error that ended the transaction dooms its atomic blocks
+        self._error = err
         return err
 
     def connection(self):
@@ -201,6 +206,8 @@ class Session:
             tx.before_commit()  # refuses inside an atomic block, or an aborted transaction
         raw = self._raw
         if raw is not None:
+            if self._error is not None and self._adapter.aborted(raw, self._error):
+                self._refuse_commit()
             monitor = _monitor
             if monitor is not None:
                 started = _clock()
@@ -217,11 +224,22 @@ class Session:
                 raise err from e
             if monitor is not None:
                 monitor.commit_latency(_clock() - started)
+            self._error = None
             if self._dirty:
                 _next(_commits)
                 self._dirty = False
         if tx is not None:
             tx.after_commit(self, True)  # runs the on_commit callbacks
+
+    def _refuse_commit(self):
+        """An earlier error, caught by the caller, aborted the transaction: a
+        COMMIT would not commit its work (PostgreSQL would even report
+        success).  Roll back and raise TransactionAborted instead."""
+        cause = self._error
+        self.rollback()
+        raise TransactionAborted(
+            f"the transaction cannot commit: an earlier error aborted it and was caught: "
+            f"{type(cause).__name__}: {cause}; it has been rolled back", cause) from cause
 
     def rollback(self) -> None:
         if self._cache is not None:
@@ -240,6 +258,7 @@ class Session:
                 raise err from e
             if monitor is not None:
                 monitor.rollback_latency(_clock() - started)
+            self._error = None
             if self._dirty:
                 _next(_rollbacks)
                 self._dirty = False
@@ -254,6 +273,7 @@ class Session:
             self._pc = self._raw = None
             dirty = self._dirty
             self._dirty = False
+            self._error = None
             self._pool.checkin(pc, dirty)
         if self._cache is not None:
             self._cache.clear()

@@ -58,7 +58,8 @@ from . import counters, registry
 from .config import settings
 from .context import _CURRENT, SESSION, lookup, pop, push
 from .engine import Engine
-from .errors import ConnectionLost, FastsessError, TransactionRollback
+from .errors import (ConnectionLost, FastsessError, TransactionAborted,
+                     TransactionManagementError, TransactionRollback)
 from .registry import DEFAULT_NAME
 from .retry import RetryPolicy, call_with_retries
 from .scope import _quiet_rollback
@@ -72,23 +73,6 @@ _ENDS_TRANSACTION = (TransactionRollback, ConnectionLost)
 # Markers in Transaction.blocks; a savepoint block is (name, callbacks mark).
 _OUTERMOST = "outermost"
 _JOINED = "joined"
-
-
-class TransactionManagementError(FastsessError):
-    """An atomic block or transaction scope was used in a way that cannot work
-    (``commit()`` inside an atomic block, a nested durable block, ...)."""
-
-
-class TransactionAborted(TransactionManagementError):
-    """The transaction (or a nested block) cannot commit: an earlier error
-    aborted it and was caught, or it was rolled back inside an atomic block.
-    Its work has been rolled back.  ``cause`` is that error (also the
-    exception's ``__cause__``); ``retryable`` is the cause's."""
-
-    def __init__(self, message: str, cause: BaseException | None = None):
-        super().__init__(message)
-        self.cause = cause
-        self.retryable = isinstance(cause, FastsessError) and cause.retryable is True
 
 
 def _aborted(tx, what="the transaction") -> TransactionAborted:

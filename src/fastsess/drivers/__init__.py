@@ -63,6 +63,12 @@ class DriverAdapter:
         """Largest statement the server takes (0: no byte limit, only max_params)."""
         return 0
 
+    def aborted(self, raw, error) -> bool:
+        """Whether ``error``, raised in the open transaction and caught,
+        ended that transaction on the server: a COMMIT now would not commit
+        the work done before it.  Default: the server rolled it back."""
+        return isinstance(error, errors.TransactionRollback)
+
     #: A cursor class taking the database's own positional placeholders
     #: (``$1``), for the batch builders' statements; None: ``raw.cursor()``.
     positional_cursor = None

@@ -25,6 +25,7 @@ from .. import _impl, errors
 from . import DriverAdapter, class_by_driver_type
 
 _IDLE = pq.TransactionStatus.IDLE
+_INERROR = pq.TransactionStatus.INERROR
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
 
@@ -120,6 +121,11 @@ class PostgreSQLAdapter(DriverAdapter):
         fname = res.fname
         codec = self._names_codec
         return tuple([fname(i).decode(codec) for i in range(res.nfields)])
+
+    def aborted(self, raw, error) -> bool:
+        # After any error PostgreSQL ignores everything up to ROLLBACK (or
+        # ROLLBACK TO SAVEPOINT), and COMMIT quietly rolls back: libpq knows.
+        return raw.pgconn.transaction_status == _INERROR
 
     def usable(self, raw) -> bool:
         return not raw.closed and not raw.broken
