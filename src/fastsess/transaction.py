@@ -58,7 +58,7 @@ from . import counters, registry
 from .config import settings
 from .context import _CURRENT, SESSION, lookup, pop, push
 from .engine import Engine
-from .errors import (ConnectionLost, FastsessError, TransactionAborted,
+from .errors import (ConnectionLost, TransactionAborted,
                      TransactionManagementError, TransactionRollback)
 from .registry import DEFAULT_NAME
 from .retry import RetryPolicy, call_with_retries
