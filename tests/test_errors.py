@@ -250,6 +250,34 @@ def test_serialization_failure_under_repeatable_read(dialect, engine, table, raw
     assert raw_query(raw, f"SELECT n FROM {table} WHERE id = 1") == [(11,)]
 
 
+@pytest.mark.parametrize("dialect", ["mysql"], indirect=True)
+def test_mariadb_snapshot_isolation_conflict_is_serialization_failure(dialect, engine, table,
+                                                                       raw_connect):
+    # MariaDB with innodb_snapshot_isolation=ON refuses to update a row
+    # changed since the transaction's snapshot: errno 1020, "try restarting
+    # transaction".  It must be retryable like PostgreSQL's 40001.  (The
+    # session setting stays on the pooled connection: the engine is closed.)
+    raw = raw_connect()
+    raw_query(raw, f"INSERT INTO {table} (id, n) VALUES (1, 0)")
+    a = engine.get_session()
+    try:
+        try:
+            a.execute("SET SESSION innodb_snapshot_isolation = ON")
+        except errors.DatabaseError as e:  # MariaDB before 10.6.18/10.11.8, or MySQL
+            pytest.skip(f"this server has no innodb_snapshot_isolation: {e}")
+        a.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        assert a.execute(f"SELECT n FROM {table} WHERE id = 1").fetchall() == [{"n": 0}]  # snapshot
+        raw_query(raw, f"UPDATE {table} SET n = 5 WHERE id = 1")
+        with pytest.raises(errors.SerializationFailure) as ei:
+            a.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
+        assert ei.value.errno == 1020 and ei.value.retryable is True
+        a.rollback()
+    finally:
+        a.close()
+        engine.close()
+    assert raw_query(raw, f"SELECT n FROM {table} WHERE id = 1") == [(5,)]
+
+
 def test_lock_wait_timeout_is_retryable(dialect, engine, table, raw_connect):
     raw_query(raw_connect(), f"INSERT INTO {table} (id, n) VALUES (1, 0)")
     holder, waiter = engine.get_session(), engine.get_session()

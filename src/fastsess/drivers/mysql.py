@@ -22,6 +22,7 @@ _BY_ERRNO = {
     1451: errors.ForeignKeyViolation,  # ER_ROW_IS_REFERENCED_2
     1452: errors.ForeignKeyViolation,  # ER_NO_REFERENCED_ROW_2
     1213: errors.DeadlockDetected,     # ER_LOCK_DEADLOCK
+    1020: errors.SerializationFailure,  # ER_CHECKREAD (MariaDB innodb_snapshot_isolation)
     1205: errors.LockTimeout,          # ER_LOCK_WAIT_TIMEOUT
     1792: errors.ReadOnlyViolation,    # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
     1290: errors.ReadOnlyViolation,    # ER_OPTION_PREVENTS_STATEMENT (--read-only)
