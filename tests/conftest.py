@@ -163,6 +163,10 @@ def fresh_table(dialect, raw_connect, prefix, columns_sql):
     engine_clause = " ENGINE=InnoDB" if dialect == "mysql" else ""
     raw_query(conn, f"CREATE TABLE {name} ({columns_sql}){engine_clause}")
     yield name
+    # A test that died holding a transaction on the table would make the DROP
+    # wait for ever: bound the wait so it fails instead of hanging the suite.
+    raw_query(conn, "SET lock_timeout = '30s'" if dialect == "postgresql"
+              else "SET SESSION lock_wait_timeout = 30")
     raw_query(conn, f"DROP TABLE IF EXISTS {name}")
 
 
