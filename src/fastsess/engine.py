@@ -49,7 +49,7 @@ class Engine:
         self.name = name or "default"
         self.query_cache = bool(query_cache)
         self.readonly = bool(readonly)
-        self._adapter = get_adapter(self.url, dict(connect_args or {}), self.readonly)
+        self._adapter = self._make_adapter(self.url, dict(connect_args or {}), self.readonly)
         self._pool = Pool(self._adapter, name=f"engine {self.name!r} ({self.url.censored()})",
                           **pool_options)
         self._storage = SessionThreadStorage()
@@ -61,6 +61,12 @@ class Engine:
     def __repr__(self) -> str:
         state = " closed" if self._pool.closed else ""
         return f"<fastsess.Engine {self.name!r} {self.url.censored()}{state}>"
+
+    def _make_adapter(self, url, connect_args, readonly):
+        """The driver adapter this engine's pool connects through.  A hook
+        for subclasses (integrations) that configure each new connection;
+        called once, before the pool exists."""
+        return get_adapter(url, connect_args, readonly)
 
     # RESTAlchemy reads these off the engine.
     @property

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from . import _impl
 from .errors import ProgrammingError
 
 _rows_to_dicts = _impl.rows_to_dicts
 _row_to_dict = _impl.row_to_dict
+# Rows fetched and turned into dicts at a time when a result is iterated.
+_ITER_CHUNK = 128
 
 
 class Result:
@@ -15,15 +19,19 @@ class Result:
     Column names are made once per result.  With duplicate column labels the
     last column's value wins (``dict(zip(names, row))``); alias columns in SQL
     to keep both.  ``fetch*`` on a statement that returned no result set
-    (an INSERT, say) raises ``ProgrammingError``.
+    (an INSERT, say) raises ``ProgrammingError``.  Iteration fetches rows in
+    chunks; rows a suspended or abandoned iteration fetched but did not yield
+    come first from the next ``fetch*`` call, so any mix of iteration and
+    ``fetch*`` sees every row once, in order.
     """
 
-    __slots__ = ("_cursor", "_names", "_adapter")
+    __slots__ = ("_cursor", "_names", "_adapter", "_pending")
 
     def __init__(self, cursor, adapter):
         self._cursor = cursor
         self._names = None
         self._adapter = adapter
+        self._pending = None  # deque of dict rows iteration fetched, not yielded
 
     def _column_names(self):
         names = self._names
@@ -36,26 +44,44 @@ class Result:
 
     def fetchall(self) -> list:
         names = self._names or self._column_names()
-        return _rows_to_dicts(names, self._cursor.fetchall())
+        rows = _rows_to_dicts(names, self._cursor.fetchall())
+        if self._pending:
+            rows[:0] = self._pending
+            self._pending.clear()
+        return rows
 
     def fetchone(self):
         names = self._column_names()
+        if self._pending:
+            return self._pending.popleft()
         row = self._cursor.fetchone()
         return None if row is None else _row_to_dict(names, row)
 
     def fetchmany(self, size: int | None = None) -> list:
         names = self._column_names()
-        rows = self._cursor.fetchmany(size) if size is not None else self._cursor.fetchmany()
-        return _rows_to_dicts(names, rows)
+        if size is None:
+            size = self._cursor.arraysize
+        pending = self._pending
+        if not pending:
+            return _rows_to_dicts(names, self._cursor.fetchmany(size))
+        out = [pending.popleft() for _ in range(min(size, len(pending)))]
+        if len(out) < size:
+            out += _rows_to_dicts(names, self._cursor.fetchmany(size - len(out)))
+        return out
 
     def __iter__(self):
+        # Chunks through the row kernel: a driver fetchone() and a dict per
+        # row cost several times more per row (RESTAlchemy's ORM iterates).
         names = self._column_names()
-        fetchone = self._cursor.fetchone
+        fetchmany = self._cursor.fetchmany
         while True:
-            row = fetchone()
-            if row is None:
-                return
-            yield _row_to_dict(names, row)
+            pending = self._pending
+            if not pending:
+                rows = fetchmany(_ITER_CHUNK)
+                if not rows:
+                    return
+                pending = self._pending = deque(_rows_to_dicts(names, rows))
+            yield pending.popleft()
 
     def keys(self) -> list:
         """The column labels, in order."""
