@@ -186,13 +186,7 @@ class Transaction:
         hidden = push(self.engine, None)
         try:
             for callback, robust in callbacks:
-                if robust:
-                    try:
-                        callback()
-                    except Exception:
-                        LOG.exception("on_commit callback %r failed", callback)
-                else:
-                    callback()
+                _run_callback(callback, robust)
         finally:
             pop(hidden)
 
@@ -511,13 +505,7 @@ def on_commit(callback, using=None, *, session=None, robust=False) -> None:
     if session is None:
         session = current(resolve_engine(using))
     if session is None:
-        if robust:
-            try:
-                callback()
-            except Exception:
-                LOG.exception("on_commit callback %r failed", callback)
-        else:
-            callback()
+        _run_callback(callback, robust)
         return
     Transaction.of(session).callbacks.append((callback, bool(robust)))
 
@@ -530,3 +518,14 @@ def in_atomic_block(using=None) -> bool:
 
 __all__ = ["atomic", "Atomic", "on_commit", "in_atomic_block", "TransactionManagementError",
            "TransactionAborted"]
+
+
+def _run_callback(callback, robust) -> None:
+    """Run an on_commit callback; a robust one's error is logged, not raised."""
+    if not robust:
+        callback()
+        return
+    try:
+        callback()
+    except Exception:
+        LOG.exception("on_commit callback %r failed", callback)

@@ -14,8 +14,8 @@ import sys
 import uuid
 
 from .connect import restalchemy_url
-from .scenarios import CACHE_KEY_ID, CREATED, PAGE, ROW_COLUMNS, Impl, Workload, as_dicts, simple, values
-from .stacks import Stack, Unavailable
+from .scenarios import CACHE_KEY_ID, CREATED, PAGE, ROW_COLUMNS, Impl, Workload, simple
+from .stacks import Stack, Unavailable, session_impl
 
 
 def _restalchemy_engines():
@@ -150,16 +150,9 @@ class RESTAlchemyStack(Stack):
 
         w, e = self.w, self.engine
         n = w.size[key]
-        sql = w.sql
         row_model, _, item_model, inserts = self.models
-        if key == "fetch":
-            statement = sql["fetch"]
-
-            def fetch():
-                with e.session_manager() as s:
-                    return s.execute(statement).fetchall()
-
-            return Impl(fetch, outcome=as_dicts)
+        if key in ("fetch", "cycle", "point"):
+            return session_impl(key, e, w)
         if key == "insert":
             def insert():
                 with e.session_manager() as s:
@@ -167,27 +160,6 @@ class RESTAlchemyStack(Stack):
                 return len(inserts)
 
             return Impl(insert, prepare=w.truncate_insert, outcome=w.insert_outcome)
-        if key == "cycle":
-            def cycle():
-                manager = e.session_manager
-                for _ in range(n):
-                    with manager() as s:
-                        rows = s.execute("SELECT 1").fetchall()
-                return n, rows
-
-            return Impl(cycle, outcome=lambda r: (r[0], values(r[1])))
-        if key == "point":
-            ids, statement = w.point_ids, sql["point"]
-
-            def point():
-                out = []
-                with e.session_manager() as s:
-                    execute = s.execute
-                    for i in ids:
-                        out.append(execute(statement, (i,)).fetchone())
-                return out
-
-            return Impl(point, outcome=as_dicts)
         if key == "cache":
             held = []
             eq = filters.EQ

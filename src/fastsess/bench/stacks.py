@@ -126,14 +126,8 @@ class FastsessStack(EngineLender):
         w, e = self.w, self.engine
         n = w.size[key]
         sql = w.sql
-        if key == "fetch":
-            statement = sql["fetch"]
-
-            def fetch():
-                with e.session_manager() as s:
-                    return s.execute(statement).fetchall()
-
-            return Impl(fetch, outcome=as_dicts)
+        if key in ("fetch", "cycle", "point"):
+            return session_impl(key, e, w)
         if key == "insert":
             table, data = w.insert_table, w.insert_data
 
@@ -142,27 +136,6 @@ class FastsessStack(EngineLender):
                     return s.insert_rows(table, data, ROW_COLUMNS)
 
             return Impl(insert, prepare=w.truncate_insert, outcome=w.insert_outcome)
-        if key == "cycle":
-            def cycle():
-                manager = e.session_manager
-                for _ in range(n):
-                    with manager() as s:
-                        rows = s.execute("SELECT 1").fetchall()
-                return n, rows
-
-            return Impl(cycle, outcome=lambda r: (r[0], values(r[1])))
-        if key == "point":
-            ids, statement = w.point_ids, sql["point"]
-
-            def point():
-                out = []
-                with e.session_manager() as s:
-                    execute = s.execute
-                    for i in ids:
-                        out.append(execute(statement, (i,)).fetchone())
-                return out
-
-            return Impl(point, outcome=as_dicts)
         if key == "cache":
             statement = sql["point"]
             held = []
@@ -267,6 +240,40 @@ class SQLAlchemyStack(Stack):
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def session_impl(key: str, engine, w: Workload) -> Impl:
+    """The fetch, cycle and point scenarios through ``engine.session_manager()``:
+    the same code for fastsess and for RESTAlchemy's engines."""
+    sql, n = w.sql, w.size[key]
+    if key == "fetch":
+        statement = sql["fetch"]
+
+        def fetch():
+            with engine.session_manager() as s:
+                return s.execute(statement).fetchall()
+
+        return Impl(fetch, outcome=as_dicts)
+    if key == "cycle":
+        def cycle():
+            manager = engine.session_manager
+            for _ in range(n):
+                with manager() as s:
+                    rows = s.execute("SELECT 1").fetchall()
+            return n, rows
+
+        return Impl(cycle, outcome=lambda r: (r[0], values(r[1])))
+    ids, statement = w.point_ids, sql["point"]
+
+    def point():
+        out = []
+        with engine.session_manager() as s:
+            execute = s.execute
+            for i in ids:
+                out.append(execute(statement, (i,)).fetchone())
+        return out
+
+    return Impl(point, outcome=as_dicts)
 
 
 def open_stack(key: str, workload: Workload, engine) -> Stack:

@@ -117,6 +117,26 @@ class DropInSession(Session):
 
     __slots__ = ()
 
+    #: Whether an integrity error other than a duplicate key becomes
+    #: RESTAlchemy's UnknownStorageException in batch_insert (its MySQL
+    #: session does that; its PostgreSQL session lets the error through).
+    _unknown_integrity = False
+
+    def batch_insert(self, models):
+        """Insert models of one type (multi-row INSERTs, COPY for large
+        batches on PostgreSQL); a duplicate key raises RESTAlchemy's
+        ``ConflictRecords``.  Returns the number of rows inserted."""
+        models = list(models)
+        try:
+            return Session.batch_insert(self, models)
+        except fs_errors.ConflictError as e:
+            raise ra_storage_exc.ConflictRecords(
+                model=type(models[0]).__name__, msg=errors.conflict_text(e)) from e
+        except fs_errors.IntegrityError as e:
+            if not self._unknown_integrity:
+                raise
+            raise ra_storage_exc.UnknownStorageException(caused=e) from e
+
     def _refuse_commit(self):
         # fastsess's own sessions raise TransactionAborted when asked to
         # commit a transaction an earlier (caught) error aborted.  Stock
@@ -138,22 +158,12 @@ class PgSQLSession(DropInSession):
     def _fail(self, exc, during_commit=False):
         return errors.as_psycopg_error(Session._fail(self, exc, during_commit))
 
-    def batch_insert(self, models):
-        """Insert models of one type (multi-row INSERTs, COPY for large
-        batches); a duplicate key raises RESTAlchemy's ``ConflictRecords``.
-        Returns the number of rows inserted."""
-        models = list(models)
-        try:
-            return Session.batch_insert(self, models)
-        except fs_errors.ConflictError as e:
-            raise ra_storage_exc.ConflictRecords(
-                model=type(models[0]).__name__, msg=errors.conflict_text(e)) from e
-
 
 class MySQLSession(DropInSession):
     """A drop-in session on MySQL/MariaDB through mysqlclient."""
 
     __slots__ = ()
+    _unknown_integrity = True
 
     def _fail(self, exc, during_commit=False):
         err = Session._fail(self, exc, during_commit)
@@ -172,17 +182,3 @@ class MySQLSession(DropInSession):
             # mysqlclient formats each parameter set: same rule as execute().
             statement = for_mysqlclient(statement, values[0])[0]
         return Session.execute_many(self, statement, values)
-
-    def batch_insert(self, models):
-        """Insert models of one type (multi-row INSERTs); a duplicate key
-        raises RESTAlchemy's ``ConflictRecords``, another integrity error its
-        ``UnknownStorageException``, as its stock MySQL session does.
-        Returns the number of rows inserted."""
-        models = list(models)
-        try:
-            return Session.batch_insert(self, models)
-        except fs_errors.ConflictError as e:
-            raise ra_storage_exc.ConflictRecords(
-                model=type(models[0]).__name__, msg=errors.conflict_text(e)) from e
-        except fs_errors.IntegrityError as e:
-            raise ra_storage_exc.UnknownStorageException(caused=e) from e
