@@ -311,3 +311,23 @@ def test_a_refused_commit_leaves_the_session_usable(dialect, engine, table, raw_
     finally:
         s.close()
     assert raw_query(raw_connect(), f"SELECT id FROM {table}") == [(3,)]
+
+
+def test_borrowed_connection_comes_back_with_autocommit_off(url, dialect, raw_connect):
+    # A borrower that switched autocommit on must not hand the next session a
+    # connection on which its rollback undoes nothing.
+    engine = fastsess.create_engine(url, max_size=1)
+    try:
+        conn = engine.get_connection()
+        if dialect == "postgresql":
+            conn.autocommit = True
+        else:
+            conn.autocommit(True)
+        engine.close_connection(conn)
+        with engine.session_manager() as s:
+            assert s.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+            raw = s.connection()
+            assert (raw.autocommit if dialect == "postgresql" else raw.get_autocommit()) is False
+        assert engine.pool_stats()["connections_opened"] == 1  # the same connection, restored
+    finally:
+        engine.close()

@@ -102,10 +102,17 @@ class Engine:
         return pc.raw
 
     def close_connection(self, conn) -> None:
+        """Give back a connection from ``get_connection()``; autocommit is
+        switched off again (a connection that cannot be restored is
+        discarded)."""
         with self._borrowed_lock:
             pc = self._borrowed.pop(id(conn), None)
         if pc is None:
             raise ValueError("this connection was not borrowed from this engine")
+        try:
+            self._adapter.restore_defaults(conn)
+        except Exception:
+            pc.broken = True  # the pool discards it
         self._pool.checkin(pc, None)
 
     def pool_stats(self) -> dict:

@@ -63,6 +63,12 @@ class DriverAdapter:
         """Largest statement the server takes (0: no byte limit, only max_params)."""
         return 0
 
+    def restore_defaults(self, raw) -> None:
+        """Undo what a borrower (``Engine.get_connection``) may have changed
+        that sessions rely on: autocommit off.  Other session settings a
+        borrower changed stay: give such a connection back broken."""
+        raise NotImplementedError
+
     def aborted(self, raw, error) -> bool:
         """Whether ``error``, raised in the open transaction and caught,
         ended that transaction on the server: a COMMIT now would not commit

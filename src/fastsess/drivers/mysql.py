@@ -85,6 +85,10 @@ class MySQLAdapter(DriverAdapter):
         raw.rollback()
         return None
 
+    def restore_defaults(self, raw) -> None:
+        if raw.open and raw.get_autocommit():
+            raw.autocommit(False)
+
     def translate(self, exc, connecting=False):
         if not isinstance(exc, MySQLdb.Error):
             return errors.ProgrammingError(

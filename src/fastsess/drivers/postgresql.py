@@ -122,6 +122,11 @@ class PostgreSQLAdapter(DriverAdapter):
         codec = self._names_codec
         return tuple([fname(i).decode(codec) for i in range(res.nfields)])
 
+    def restore_defaults(self, raw) -> None:
+        if not raw.closed and raw.autocommit:
+            raw.rollback()  # ends a transaction begun by hand, if any
+            raw.autocommit = False
+
     def aborted(self, raw, error) -> bool:
         # After any error PostgreSQL ignores everything up to ROLLBACK (or
         # ROLLBACK TO SAVEPOINT), and COMMIT quietly rolls back: libpq knows.

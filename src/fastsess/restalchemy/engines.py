@@ -162,7 +162,7 @@ class DropInEngine(Engine):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._routes_connections = (cls.get_connection is not Engine.get_connection
-                                   or cls.close_connection is not DropInEngine.close_connection)
+                                   or cls.close_connection is not Engine.close_connection)
 
     def __init__(self, db_url, config=None, query_cache=False, readonly=False):
         if not isinstance(db_url, str):
@@ -266,17 +266,6 @@ class DropInEngine(Engine):
             session._pool = sessions.EngineConnections(self)
         return session
 
-    def close_connection(self, conn) -> None:
-        """Give back a connection from ``get_connection()``, its defaults
-        restored (see the module docstring)."""
-        try:
-            self._restore_defaults(conn)
-        except Exception:
-            pc = self._borrowed.get(id(conn))
-            if pc is not None:
-                pc.broken = True  # the pool discards it
-        Engine.close_connection(self, conn)
-
 
 class PgSQLEngine(DropInEngine, StockPgSQLEngine):
     """RESTAlchemy's ``PgSQLEngine`` on fastsess (psycopg)."""
@@ -311,12 +300,6 @@ class PgSQLEngine(DropInEngine, StockPgSQLEngine):
     def _adapter_class(self):
         return _PgAdapter if self._on_reset is None else _PgResettingAdapter
 
-    def _restore_defaults(self, conn) -> None:
-        if conn.closed:
-            return
-        if conn.autocommit:
-            conn.rollback()  # ends a transaction begun by hand, if any
-            conn.autocommit = False
 
 
 class MySQLEngine(DropInEngine, StockMySQLEngine):
@@ -369,8 +352,3 @@ class MySQLEngine(DropInEngine, StockMySQLEngine):
         connect_args["client_flag"] = connect_args.get("client_flag", 0) | CLIENT.FOUND_ROWS
         return options, connect_args, configure, None
 
-    def _restore_defaults(self, conn) -> None:
-        if not conn.open:
-            return
-        if conn.get_autocommit():
-            conn.autocommit(False)
