@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import fastsess
-from fastsess import SessionConflict, SessionContextStorage, SessionNotFound, session_scope
+from fastsess import SessionContextStorage, SessionNotFound, session_scope
 
 from .helpers_tx import ids
 
@@ -27,26 +27,6 @@ def current_or_none(engine):
 
 
 # -- SessionContextStorage: the task-local twin of SessionThreadStorage ---------------
-
-
-def test_context_storage_contract():
-    storage = SessionContextStorage()
-    with pytest.raises(SessionNotFound):
-        storage.get_session()
-    assert storage.find_session() is None
-    sentinel = object()
-    assert storage.store_session(sentinel) is sentinel
-    assert storage.get_session() is sentinel and storage.find_session() is sentinel
-    with pytest.raises(SessionConflict):
-        storage.store_session(object())
-    assert storage.pop_session() is sentinel
-    with pytest.raises(SessionNotFound):
-        storage.pop_session()
-    storage.store_session(sentinel)
-    storage.remove_session()
-    with pytest.raises(SessionNotFound):
-        storage.get_session()
-    storage.remove_session()  # removing nothing is fine
 
 
 def test_context_storage_per_task_and_thread():

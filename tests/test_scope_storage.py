@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import fastsess
-from fastsess import SessionConflict, SessionNotFound, SessionThreadStorage
+from fastsess import SessionConflict, SessionContextStorage, SessionNotFound, SessionThreadStorage
 
 from .conftest import raw_query
 
@@ -110,13 +110,16 @@ def test_commit_failure_rolls_back_closes_and_raises(engine, dialect, raw_connec
         raw_query(conn, "DROP TABLE t_deferred")
 
 
-def test_thread_storage_contract():
-    storage = SessionThreadStorage()
+@pytest.mark.parametrize("storage_class", [SessionThreadStorage, SessionContextStorage])
+def test_storage_contract(storage_class):
+    # The thread storage and its task-local twin keep the same contract.
+    storage = storage_class()
     with pytest.raises(SessionNotFound):
         storage.get_session()
+    assert storage.find_session() is None
     sentinel = object()
     assert storage.store_session(sentinel) is sentinel
-    assert storage.get_session() is sentinel
+    assert storage.get_session() is sentinel and storage.find_session() is sentinel
     with pytest.raises(SessionConflict):
         storage.store_session(object())
     assert storage.pop_session() is sentinel
@@ -126,6 +129,7 @@ def test_thread_storage_contract():
     storage.remove_session()
     with pytest.raises(SessionNotFound):
         storage.get_session()
+    storage.remove_session()  # removing nothing is fine
 
 
 def test_thread_storage_isolated_across_threads():

@@ -23,11 +23,6 @@ _statement_kind = _impl.statement_kind
 DEFAULT_MAX_ENTRIES = 1024
 
 
-def is_read_only(statement) -> bool:
-    """Whether ``statement`` only reads (a SELECT and the like)."""
-    return _statement_kind(statement)[0]
-
-
 class SessionQueryCache(_impl.QueryCacheCore):
     """Results of reads within one session (see the module docstring).
 
