@@ -17,7 +17,10 @@ Differences from the stock engines, by design:
   autocommit on does not leave it on for the next session;
 - a MySQL engine opens no connection until one is needed (mysql-connector's
   pool opens ``pool_size`` at once); a PostgreSQL engine opens ``min_size``
-  (psycopg_pool's default 4) at once, as psycopg_pool does.
+  (psycopg_pool's default 4) at once, as psycopg_pool does;
+- ``escape`` and the engine's dialect refuse table and column names that
+  could break out of their quotes (``fastsess.restalchemy.identifiers``);
+  other names are quoted exactly as stock.
 """
 
 from __future__ import annotations
@@ -29,14 +32,12 @@ import psycopg
 from MySQLdb.constants import CLIENT
 from restalchemy.storage.sql import engines as ra_engines
 from restalchemy.storage.sql import sessions as ra_sessions
-from restalchemy.storage.sql.dialect import mysql as ra_mysql
-from restalchemy.storage.sql.dialect import pgsql as ra_pgsql
 
 from .. import errors as fs_errors
 from ..drivers.mysql import MySQLAdapter
 from ..drivers.postgresql import PostgreSQLAdapter
 from ..engine import Engine
-from . import sessions
+from . import identifiers, sessions
 
 # Stock classes, as they were when this module was first imported (install()
 # imports it before it touches RESTAlchemy's module).
@@ -233,6 +234,13 @@ class DropInEngine(Engine):
             raise AttributeError("query_cache is fixed when the engine is made")
         self._query_cache = bool(value)
 
+    def escape(self, value):
+        """``value`` quoted as one identifier, exactly as the stock engine
+        quotes it, but refused (``identifiers.InvalidIdentifier``, a
+        ``ValueError``) when it could break out of the quotes or name another
+        object.  RESTAlchemy writes every column name through here."""
+        return identifiers.quote(self._dialect.DIALECT_NAME, value)
+
     def get_session_storage(self):
         return self._session_storage
 
@@ -274,7 +282,7 @@ class PgSQLEngine(DropInEngine, StockPgSQLEngine):
     _stock_session = ra_sessions.PgSQLSession
 
     def _new_dialect(self):
-        return ra_pgsql.PgSQLDialect()
+        return identifiers.PgSQLDialect()
 
     def _translate_config(self, config):
         """(pool options, connect args, configure, reset) from psycopg_pool
@@ -324,7 +332,7 @@ class MySQLEngine(DropInEngine, StockMySQLEngine):
         self._pool._remove_connections = _remove_connections
 
     def _new_dialect(self):
-        return ra_mysql.MySQLDialect()
+        return identifiers.MySQLDialect()
 
     def _translate_config(self, config):
         """(pool options, connect args, configure, None) from
