@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import inspect
+import time
 
 import pytest
 
@@ -392,3 +393,52 @@ def test_dollar_params_many_placeholders(kernels):
 def test_dollar_params_rejects_other_percent_codes(kernels, statement):
     with pytest.raises(ValueError, match="only %s and %% may follow a %"):
         kernels.dollar_params(statement)
+
+
+# -- socket_state ------------------------------------------------------------
+
+
+def _tcp_pair():
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    return client, server
+
+
+def test_socket_state(kernels):
+    import socket
+    import struct
+
+    client, server = _tcp_pair()
+    fd = client.fileno()
+    assert kernels.socket_state(fd) == 0  # quiet
+    server.sendall(b"E\x00\x00")
+    deadline = time.monotonic() + 5
+    while kernels.socket_state(fd) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert kernels.socket_state(fd) == 1 + ord("E")  # the first byte, left in place
+    assert kernels.socket_state(fd) == 1 + ord("E")
+    assert client.recv(3) == b"E\x00\x00"
+    assert kernels.socket_state(fd) == 0
+    assert client.getblocking()  # the descriptor's mode is untouched
+    server.close()  # EOF
+    while kernels.socket_state(fd) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert kernels.socket_state(fd) == -1
+    client.close()
+
+    client, server = _tcp_pair()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    server.close()  # a reset, not an orderly close
+    fd = client.fileno()
+    while kernels.socket_state(fd) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert kernels.socket_state(fd) == -1
+    client.close()
+
+    assert kernels.socket_state(-1) == 0  # unknown descriptor: nothing to tell
+    with open(__file__, "rb") as f:  # not a socket
+        assert kernels.socket_state(f.fileno()) == -1

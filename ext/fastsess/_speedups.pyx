@@ -3,8 +3,8 @@
 
 Same names, arguments, results, exception types and messages as the twin
 (``tests/test_kernels_diff.py`` compares them).  The kernels live in the
-included parts ``_rows.pxi``, ``_sqlbuild.pxi``, ``_cachekey.pxi`` and
-``_literals.pxi``; only
+included parts ``_rows.pxi``, ``_sqlbuild.pxi``, ``_cachekey.pxi``,
+``_literals.pxi`` and ``_sockets.pxi``; only
 ``fastsess._impl`` should import this module.
 """
 
@@ -60,3 +60,4 @@ include "_rows.pxi"
 include "_sqlbuild.pxi"
 include "_cachekey.pxi"
 include "_literals.pxi"
+include "_sockets.pxi"

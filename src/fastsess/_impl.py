@@ -57,3 +57,4 @@ cache_get = _k.cache_get
 QueryCacheCore = _k.QueryCacheCore
 LOCKING_READ = _k.LOCKING_READ
 statement_kind = _k.statement_kind
+socket_state = _k.socket_state

@@ -12,7 +12,10 @@ import datetime
 import decimal
 import enum
 import math
+import os
 import re
+import select
+import socket
 import struct
 import uuid
 
@@ -808,3 +811,40 @@ class QueryCacheCore:
         entries.move_to_end(digest)
         if len(entries) > self.max_entries:
             entries.popitem(last=False)
+
+
+# -- socket kernel ------------------------------------------------------------
+
+_PEEK = getattr(socket, "MSG_PEEK", 0) | getattr(socket, "MSG_DONTWAIT", 0)
+_CAN_PEEK = hasattr(socket, "MSG_DONTWAIT") and hasattr(select, "poll")
+
+
+def socket_state(fd):
+    """The state of the idle socket ``fd``, read without consuming anything:
+    0 quiet (or ``fd`` < 0, or a platform where it cannot be told), -1
+    closed or errored, else 1 + the value of the first byte waiting."""
+    if fd < 0 or not _CAN_PEEK:
+        return 0
+    poller = select.poll()  # a quiet socket is told by one poll() call
+    poller.register(fd, select.POLLIN)
+    if not poller.poll(0):
+        return 0
+    try:
+        blocking = os.get_blocking(fd)
+        # socket(fileno=...) borrows the descriptor (detach() gives it back
+        # unclosed); a default timeout would switch it to non-blocking mode,
+        # which the driver owns, hence the restore below.
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return -1
+    try:
+        data = sock.recv(1, _PEEK)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError:
+        return -1
+    finally:
+        sock.detach()
+        if os.get_blocking(fd) != blocking:
+            os.set_blocking(fd, blocking)
+    return 1 + data[0] if data else -1

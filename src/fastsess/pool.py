@@ -1,33 +1,52 @@
 """A thread-safe connection pool for any DB-API driver adapter.
 
 Checkout and checkin send nothing to the server when nothing needs saying:
-a connection is checked client-side (not closed, not marked broken) and
-rolled back on checkin only when it is inside a transaction.  Idle and
-over-age connections are closed by a reaper thread and on the way through
-checkout; broken ones are discarded, never handed out again.
+a connection is rolled back on checkin only when it is inside a
+transaction, and checked on checkout without a round trip: an idle
+connection's socket has nothing to read unless the server closed it or is
+closing it (EOF, a termination notice), which one non-blocking peek at the
+socket shows (``fastsess._impl.socket_state``; the adapter judges what it
+finds).  Such a connection, and any marked broken, is discarded and never
+handed out again.  Idle and over-age connections are closed by a reaper
+thread and on the way through checkout.
+
+A forked child never uses a connection its parent opened: after
+``os.fork()`` every pool forgets the inherited connections, pointing their
+descriptors at /dev/null first so that nothing the child does (closing
+them, collecting them) reaches the parent's server sessions.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections import deque
 from time import monotonic
 
+from . import _impl
 from .errors import EngineClosed, PoolTimeout, PoolTooManyWaiting
+
+_socket_state = _impl.socket_state
 
 
 class PooledConnection:
-    """A driver connection with the bookkeeping the pool needs."""
+    """A driver connection with the bookkeeping the pool needs.
 
-    __slots__ = ("raw", "created", "returned", "broken", "checked_out")
+    ``fd`` is its socket's descriptor (-1: unknown, never peeked at);
+    ``inherited`` marks a connection a forked child got from its parent.
+    """
 
-    def __init__(self, raw, now):
+    __slots__ = ("raw", "created", "returned", "broken", "checked_out", "fd", "inherited")
+
+    def __init__(self, raw, now, fd=-1):
         self.raw = raw
         self.created = now
         self.returned = now
         self.broken = False
         self.checked_out = False
+        self.fd = fd
+        self.inherited = False
 
 
 class Pool:
@@ -68,11 +87,18 @@ class Pool:
         # (deque.append is atomic, so no lock is taken inside __del__).
         self._orphans: deque = deque()
         self._checkouts = 0  # apart from _counters: bumped on every checkout
+        # dead_on_checkout: idle connections the server had closed, found at
+        # checkout and discarded with nothing sent; reconnects: first
+        # statements a session ran again on another connection after that
+        # (see Session); inherited_dropped: connections a forked child let go.
         self._counters = dict.fromkeys(
             ("timeouts", "connections_opened", "connections_closed",
-             "connections_discarded", "rollbacks_on_checkin"), 0)
+             "connections_discarded", "rollbacks_on_checkin", "dead_on_checkout",
+             "reconnects", "inherited_dropped"), 0)
+        self._conns: set[PooledConnection] = set()  # every open connection, for fork
         self._reaper: threading.Thread | None = None
         self._stop_reaper = threading.Event()
+        _POOLS.add(self)
 
     # -- checkout / checkin -------------------------------------------------
 
@@ -80,26 +106,44 @@ class Pool:
         if self._orphans:
             self._adopt_orphans()
         # Fast path: the most recently returned connection, still fresh.
-        with self._lock:
-            idle = self._idle
-            if idle and not self._closed:
+        while True:
+            with self._lock:
+                idle = self._idle
+                if not idle or self._closed:
+                    break
                 pc = idle[-1]
                 now = monotonic()
-                if now - pc.returned <= self.max_idle and now - pc.created <= self.max_lifetime:
-                    idle.pop()
-                    pc.checked_out = True
-                    self._in_use += 1
-                    self._checkouts += 1
-                    return pc
+                if now - pc.returned > self.max_idle or now - pc.created > self.max_lifetime:
+                    break
+                idle.pop()
+                pc.checked_out = True
+                self._in_use += 1
+                self._checkouts += 1
+            state = _socket_state(pc.fd)
+            if not state or self._driver.idle_alive(pc.raw, state):
+                return pc
+            self._drop_dead(pc)
         return self._checkout_slow()
 
     def _checkout_slow(self) -> PooledConnection:
         """Checkout when the fast path could not serve: expired idle
         connections, a new connection to open, or a wait for a free one."""
+        deadline = None
+        while True:
+            pc, deadline = self._take_or_reserve(deadline)
+            if pc is None:
+                return self._open()
+            state = _socket_state(pc.fd)
+            if not state or self._driver.idle_alive(pc.raw, state):
+                return pc
+            self._drop_dead(pc)
+
+    def _take_or_reserve(self, deadline):
+        """(an idle connection, deadline), or (None, deadline) with a slot
+        reserved for a new connection; waits for one up to the timeout."""
         to_close = []
         try:
             with self._lock:
-                deadline = None
                 while True:
                     if self._closed:
                         raise EngineClosed(f"the pool of {self.name} is closed")
@@ -107,10 +151,6 @@ class Pool:
                     while idle:
                         pc = idle.pop()
                         now = monotonic()
-                        # No usable() probe here: checkin already vetted the
-                        # connection, and one that broke while idle is only
-                        # found out by talking to it (the session then
-                        # discards it and raises ConnectionLost).
                         if (now - pc.returned > self.max_idle and self._size > self.min_size) \
                                 or now - pc.created > self.max_lifetime:
                             self._size -= 1
@@ -119,10 +159,10 @@ class Pool:
                         pc.checked_out = True
                         self._in_use += 1
                         self._checkouts += 1
-                        return pc
+                        return pc, deadline
                     if self._size < self.max_size:
                         self._size += 1  # reserve the slot; connect outside the lock
-                        break
+                        return None, deadline
                     if deadline is None:
                         if self.max_waiting and self._waiting >= self.max_waiting:
                             raise PoolTooManyWaiting(
@@ -143,7 +183,24 @@ class Pool:
         finally:
             for pc in to_close:
                 self._close_raw(pc, discarded=pc.broken)
-        return self._open()
+
+    def _drop_dead(self, pc: PooledConnection) -> None:
+        """Undo the checkout of ``pc``, found closed by the server, and close it."""
+        pc.checked_out = False
+        pc.broken = True
+        with self._lock:
+            self._in_use -= 1
+            self._size -= 1
+            self._checkouts -= 1
+            self._counters["dead_on_checkout"] += 1
+            if self._waiting:
+                self._cond.notify()
+        self._close_raw(pc, discarded=True)
+
+    def count_reconnect(self) -> None:
+        """A session ran its first statement again on another connection."""
+        with self._lock:
+            self._counters["reconnects"] += 1
 
     def _open(self) -> PooledConnection:
         """Open a connection into a slot the caller reserved."""
@@ -154,9 +211,18 @@ class Pool:
                 self._size -= 1
                 self._cond.notify()
             raise
-        pc = PooledConnection(raw, monotonic())
+        try:
+            fd = self._driver.socket_fd(raw)
+        except BaseException:
+            with self._lock:
+                self._size -= 1
+                self._cond.notify()
+            self._driver.close(raw)
+            raise
+        pc = PooledConnection(raw, monotonic(), fd)
         pc.checked_out = True
         with self._lock:
+            self._conns.add(pc)
             self._in_use += 1
             self._checkouts += 1
             self._counters["connections_opened"] += 1
@@ -175,6 +241,8 @@ class Pool:
         if not pc.checked_out:
             raise RuntimeError("connection returned to the pool twice")
         pc.checked_out = False
+        if pc.inherited:
+            return  # the parent's: forgotten at fork, counted and closed then
         ok = not pc.broken
         rolled_back = False
         if ok:
@@ -219,6 +287,7 @@ class Pool:
 
     def _close_raw(self, pc: PooledConnection, discarded: bool = False) -> None:
         with self._lock:
+            self._conns.discard(pc)
             self._counters["connections_closed"] += 1
             if discarded:
                 self._counters["connections_discarded"] += 1
@@ -304,6 +373,60 @@ class Pool:
             out["checkouts"] = self._checkouts
             out.update(self._counters)
         return out
+
+
+    # -- fork ---------------------------------------------------------------
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: let go of every connection the parent opened.
+
+        Their descriptors are pointed at /dev/null first, so that neither
+        closing them here nor a session of the parent's that the child still
+        holds can send anything to the parent's server sessions (a psycopg
+        or mysqlclient close sends a goodbye message that would end them).
+        The locks may have been held by a thread that does not exist in the
+        child, so they are made anew, and so is the reaper."""
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._reaper = None
+        self._stop_reaper = threading.Event()
+        inherited, self._conns = self._conns, set()
+        idle = [pc for pc in self._idle if not pc.checked_out]
+        self._idle = deque()
+        self._orphans = deque()
+        self._size = self._in_use = self._waiting = 0
+        self._counters["inherited_dropped"] += len(inherited)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            for pc in inherited:
+                pc.inherited = pc.broken = True
+                try:
+                    # Only while the descriptor is still this connection's:
+                    # a number a closed connection gave up may be reused.
+                    if pc.fd >= 0 and self._driver.socket_fd(pc.raw) == pc.fd:
+                        os.dup2(devnull, pc.fd)
+                except Exception:
+                    pass
+        finally:
+            os.close(devnull)
+        for pc in idle:  # nobody holds these: close them now (they write to /dev/null)
+            try:
+                self._driver.close(pc.raw)
+            except Exception:
+                pass
+
+
+#: Every pool of this process, told of a fork in the child.
+_POOLS: weakref.WeakSet = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        pool._forget_inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reap_loop(pool_ref, stop: threading.Event, interval: float) -> None:

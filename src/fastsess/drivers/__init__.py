@@ -39,6 +39,18 @@ class DriverAdapter:
     def usable(self, raw) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def socket_fd(self, raw) -> int:
+        """The descriptor of ``raw``'s socket, which the pool peeks at to find
+        a connection the server closed while it sat idle; -1: unknown (the
+        pool then hands it out unchecked)."""
+        return -1
+
+    def idle_alive(self, raw, state: int) -> bool:
+        """Whether idle ``raw`` is still usable although its socket is not
+        quiet (``state`` from ``fastsess._impl.socket_state``: -1 closed or
+        errored, else 1 + the first byte waiting).  Nothing may be sent."""
+        return False
+
     def reset(self, raw, in_transaction: bool | None):  # pragma: no cover - abstract
         """Make a returned connection clean: True if nothing was needed,
         None if it was rolled back, False if it must be discarded."""
