@@ -279,7 +279,7 @@ REFUSED = [
     ("int-into-boolean", "boolean", 1),
     ("int-into-interval", "interval", 5),
     ("int-into-jsonb", "jsonb", 5),
-    ("dict-into-jsonb", "jsonb", {"a": 1}),  # needs Json/Jsonb on both paths
+    ("dict-into-jsonb", "jsonb", {"a": 1}),  # left to INSERT (fastsess dumps it as jsonb)
     ("jsonb-wrapper-into-json", "json", Jsonb({"a": 1})),
     ("float-list-into-int-array", "integer[]", [1.5]),
     ("mixed-list", "text[]", ["a", 1]),
@@ -462,14 +462,21 @@ def test_bad_identifier_fails_before_anything_is_sent(engine, make_table):
         assert raw.info.transaction_status == pq.TransactionStatus.IDLE
 
 
-def test_nul_in_a_string_is_a_data_error_that_aborts_the_transaction(engine, make_table, raw_connect):
-    # Documented difference: INSERT fails before sending; COPY has started.
-    table = make_table("id int PRIMARY KEY, s text")
+@pytest.mark.parametrize("column_type, value", [("text", "a\x00b"), ("text[]", ["ok", "a\x00"])],
+                         ids=["text", "text-array"])
+def test_nul_in_a_string_is_refused_before_copy_starts(engine, make_table, raw_connect,
+                                                       column_type, value):
+    # COPY would fail after it started (aborting the transaction); refused
+    # up front instead, so the INSERT path raises its typed error.
+    table = make_table(f"id int PRIMARY KEY, s {column_type}")
+    rows = [(1, "ok" if column_type == "text" else ["ok"]), (2, value)]
     with engine.session_manager() as s:
         raw = s.connection()
-        with pytest.raises(psycopg.DataError) as caught:
-            engine._adapter.copy_insert(raw, table, ["id", "s"], [(1, "ok"), (2, "a\x00b")])
-        assert isinstance(engine._adapter.translate(caught.value), errors.DataError)
-        assert raw.info.transaction_status == pq.TransactionStatus.INERROR
-        s.rollback()
+        with pytest.raises(CopyRefused, match="NUL"):
+            engine._adapter.copy_insert(raw, table, ["id", "s"], rows)
+        assert raw.info.transaction_status != pq.TransactionStatus.INERROR
+        many = [(i, rows[0][1]) for i in range(10, 130)] + [rows[1]]  # >= copy_min_rows
+        with pytest.raises(errors.InvalidParameterValue):
+            s.insert_rows(table, many, columns=["id", "s"])
+        assert raw.info.transaction_status != pq.TransactionStatus.INERROR
     assert raw_query(raw_connect(), f'SELECT count(*) FROM "{table}"') == [(0,)]

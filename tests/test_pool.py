@@ -8,9 +8,10 @@ import time
 import pytest
 
 import fastsess
+import fastsess.pool
 from fastsess import errors
 
-from .conftest import kill_backend, server_connection_count
+from .conftest import kill_backend, raw_query, server_connection_count
 
 
 def test_exhaustion_times_out_then_recovers(url):
@@ -226,3 +227,203 @@ def test_returning_twice_is_refused(engine):
     with pytest.raises(ValueError):
         engine.close_connection(conn)
     assert engine.pool_stats()["in_use"] == 0
+
+
+# -- liveness: no dead connection handed out, no round trip added --------------
+
+
+def _idle_engine(url, n):
+    """An engine whose pool holds ``n`` idle connections; their backend ids."""
+    engine = fastsess.create_engine(url, max_size=n)
+    sessions = [engine.get_session() for _ in range(n)]
+    ids = [_backend_id(s) for s in sessions]
+    for s in sessions:
+        s.commit()
+        s.close()
+    assert engine.pool_stats()["idle"] == n
+    return engine, ids
+
+
+def test_connection_killed_while_idle_is_never_handed_out(url, raw_connect, dialect):
+    engine, ids = _idle_engine(url, 3)
+    admin = raw_connect()
+    for bid in ids[:2]:
+        kill_backend(admin, dialect, bid)
+    # Three sessions at once take every idle connection (the pool is LIFO).
+    sessions = [engine.get_session() for _ in range(3)]
+    seen = [_backend_id(s) for s in sessions]
+    for s in sessions:
+        s.close()
+    # Found at checkout from the socket alone: no session failed, none had to
+    # run its statement again, and the killed ones never came back.
+    stats = engine.pool_stats()
+    assert stats["dead_on_checkout"] == 2 and stats["reconnects"] == 0
+    assert stats["connections_discarded"] == 2 and stats["in_use"] == 0
+    assert not set(seen) & set(ids[:2])
+    assert ids[2] in seen
+    engine.close()
+
+
+def _last_activity(admin, dialect, bid):
+    """When the server last heard from backend ``bid``: PostgreSQL's
+    state_change, MariaDB's milliseconds in the current state."""
+    if dialect == "postgresql":
+        return raw_query(admin, "SELECT state_change FROM pg_stat_activity WHERE pid = %s", (bid,))[0][0]
+    return raw_query(admin, "SELECT time_ms FROM information_schema.processlist WHERE id = %s", (bid,))[0][0]
+
+
+def test_checkout_liveness_check_sends_nothing(url, raw_connect, dialect):
+    engine, (bid,) = _idle_engine(url, 1)
+    admin = raw_connect()
+    time.sleep(0.3)  # MariaDB: a command would reset time_ms to about 0
+    before = _last_activity(admin, dialect, bid)
+    pool = engine._pool
+    for _ in range(200):
+        pool.checkin(pool.checkout(), False)
+    after = _last_activity(admin, dialect, bid)
+    if dialect == "postgresql":
+        assert after == before  # the backend saw no message at all
+    else:
+        assert after >= before  # still in the same Sleep state, its clock not reset
+    assert engine.pool_stats()["dead_on_checkout"] == 0
+    with engine.session_manager() as s:
+        assert _backend_id(s) == bid  # the same connection, still fine
+    engine.close()
+
+
+def test_first_statement_runs_again_on_a_connection_dead_after_checkout(
+        url, raw_connect, dialect, table, monkeypatch):
+    # The socket check is blinded, as for a connection that dies between the
+    # checkout and the first statement (or behind a proxy that says nothing).
+    monkeypatch.setattr(fastsess.pool, "_socket_state", lambda fd: 0)
+    engine, (bid,) = _idle_engine(url, 1)
+    kill_backend(raw_connect(), dialect, bid)
+    with engine.session_manager() as s:
+        s.execute(f"INSERT INTO {table} (id, name, n) VALUES (%s, %s, %s)", (1, "né", None))
+        assert _backend_id(s) != bid
+    assert raw_query(raw_connect(), f"SELECT id, name, n FROM {table}") == [(1, "né", None)]
+    stats = engine.pool_stats()
+    assert stats["reconnects"] == 1 and stats["connections_discarded"] == 1
+    assert stats["dead_on_checkout"] == 0 and stats["in_use"] == 0
+    engine.close()
+
+
+@pytest.mark.parametrize("first", ["execute", "insert_rows", "execute_many"])
+def test_every_first_statement_kind_runs_again(url, raw_connect, dialect, table, monkeypatch, first):
+    monkeypatch.setattr(fastsess.pool, "_socket_state", lambda fd: 0)
+    engine, (bid,) = _idle_engine(url, 1)
+    kill_backend(raw_connect(), dialect, bid)
+    rows = [(i, f"ü{i}", i if i % 2 else None) for i in range(150)]  # PostgreSQL: COPY
+    with engine.session_manager() as s:
+        if first == "execute":
+            for row in rows:
+                s.execute(f"INSERT INTO {table} (id, name, n) VALUES (%s, %s, %s)", row)
+        elif first == "insert_rows":
+            assert s.insert_rows(table, rows, columns=["id", "name", "n"]) == len(rows)
+        else:
+            s.execute_many(f"INSERT INTO {table} (id, name, n) VALUES (%s, %s, %s)", rows)
+    assert sorted(raw_query(raw_connect(), f"SELECT id, name, n FROM {table}")) == rows
+    assert engine.pool_stats()["reconnects"] == 1
+    engine.close()
+
+
+def test_no_second_run_once_a_statement_succeeded(url, raw_connect, dialect, table, monkeypatch):
+    monkeypatch.setattr(fastsess.pool, "_socket_state", lambda fd: 0)
+    engine = fastsess.create_engine(url, max_size=1)
+    admin = raw_connect()
+    with pytest.raises(errors.ConnectionLost) as caught:
+        with engine.session_manager() as s:
+            s.execute(f"INSERT INTO {table} (id, name, n) VALUES (1, 'a', 1)")
+            kill_backend(admin, dialect, _backend_id(s))
+            s.execute(f"INSERT INTO {table} (id, name, n) VALUES (2, 'b', 2)")
+    assert not isinstance(caught.value, errors.CommitOutcomeUnknown)
+    assert raw_query(admin, f"SELECT count(*) FROM {table}") == [(0,)]
+    stats = engine.pool_stats()
+    assert stats["reconnects"] == 0 and stats["connections_discarded"] == 1
+    assert stats["in_use"] == 0 and stats["size"] == 0
+    engine.close()
+
+
+def test_a_lost_commit_is_never_run_again(url, raw_connect, dialect, table, monkeypatch):
+    monkeypatch.setattr(fastsess.pool, "_socket_state", lambda fd: 0)
+    engine = fastsess.create_engine(url, max_size=1)
+    admin = raw_connect()
+    s = engine.get_session()
+    s.execute(f"INSERT INTO {table} (id, name, n) VALUES (1, 'a', 1)")
+    kill_backend(admin, dialect, _backend_id(s))
+    with pytest.raises(errors.ConnectionLost):
+        s.commit()
+    s.close()
+    assert raw_query(admin, f"SELECT count(*) FROM {table}") == [(0,)]
+    assert engine.pool_stats()["reconnects"] == 0
+    engine.close()
+
+
+def test_a_second_dead_connection_is_the_callers_error(url, raw_connect, dialect, monkeypatch):
+    # Once only: a first statement whose second connection dies as well fails.
+    monkeypatch.setattr(fastsess.pool, "_socket_state", lambda fd: 0)
+    engine, ids = _idle_engine(url, 2)
+    admin = raw_connect()
+    for bid in ids:
+        kill_backend(admin, dialect, bid)
+    with pytest.raises(errors.ConnectionLost):
+        with engine.session_manager() as s:
+            s.execute("SELECT 1")
+    stats = engine.pool_stats()
+    assert stats["reconnects"] == 1 and stats["connections_discarded"] == 2
+    assert stats["in_use"] == 0 and stats["size"] == 0
+    engine.close()
+
+
+def test_postgresql_notification_does_not_discard_an_idle_connection(raw_connect, dialect):
+    if dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    from .conftest import PG_URL
+
+    engine = fastsess.create_engine(PG_URL, max_size=1)
+    with engine.session_manager() as s:
+        s.execute("LISTEN fastsess_liveness")
+        bid = _backend_id(s)
+    raw_query(raw_connect(), "NOTIFY fastsess_liveness, 'wake'")
+    conn = engine._pool._idle[-1].raw
+    deadline = time.monotonic() + 5
+    while not fastsess._impl.socket_state(conn.pgconn.socket):  # wait for it to arrive
+        assert time.monotonic() < deadline, "the notification never arrived"
+        time.sleep(0.01)
+    with engine.session_manager() as s:
+        assert _backend_id(s) == bid
+    stats = engine.pool_stats()
+    assert stats["dead_on_checkout"] == 0 and stats["connections_discarded"] == 0
+    assert [n.payload for n in conn.notifies(timeout=0, stop_after=1)] == ["wake"]
+    engine.close()
+
+
+class _Interrupt(BaseException):
+    """Raised from a signal handler in the middle of a statement."""
+
+
+def test_connection_interrupted_mid_statement_is_never_handed_out(url, dialect):
+    import signal
+
+    engine = fastsess.create_engine(url, max_size=1)
+    sleep = "SELECT pg_sleep(1)" if dialect == "postgresql" else "SELECT SLEEP(1)"
+
+    def interrupt(signum, frame):
+        raise _Interrupt()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with pytest.raises(_Interrupt):
+            with engine.session_manager() as s:
+                victim = _backend_id(s)
+                signal.setitimer(signal.ITIMER_REAL, 0.2)
+                s.execute(sleep)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    stats = engine.pool_stats()
+    assert stats["connections_discarded"] == 1 and stats["size"] == 0 and stats["in_use"] == 0
+    with engine.session_manager() as s:
+        assert _backend_id(s) != victim
+        assert s.execute("SELECT 41 + 1 AS n").fetchall() == [{"n": 42}]
+    engine.close()

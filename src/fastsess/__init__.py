@@ -9,6 +9,7 @@ from .config import configure_session, get_session_config
 from .context import SessionContextStorage
 from .engine import Engine, create_engine
 from .monitoring import check_sessions, get_session_stats, reset_session_stats
+from .params import Json
 from .registry import (EngineFactory, configure_factory, destroy_all_engines, destroy_engine,
                        engine_factory, get_engine)
 from .result import Result
@@ -33,4 +34,6 @@ __all__ = [
     "session_scope", "with_session", "retrying", "is_retryable", "current_session",
     "SessionContextStorage", "configure_session", "get_session_config", "get_session_stats",
     "reset_session_stats", "check_sessions",
+    # parameters both databases take the same way (issue 10)
+    "Json",
 ]

@@ -25,7 +25,15 @@ whether running the whole transaction again may succeed.
         |   +-- ConnectionLost              retryable
         |       +-- CommitOutcomeUnknown    not retryable
         +-- ProgrammingError
+        |   +-- UnsupportedParameter (also TypeError)   .parameter, .row, .python_type:
+        |                                               no faithful adapter for the value
+        |                                               (set, plain Enum, object, ...); the
+        |                                               statement was not sent
         +-- DataError
+        |   +-- InvalidParameterValue (also ValueError) same attributes: the type is fine,
+        |                                               the value is not (a NUL character in
+        |                                               text on PostgreSQL, NaN in a dict for
+        |                                               JSON); the statement was not sent
         +-- ReadOnlyViolation
     +-- TransactionManagementError          a transaction or atomic block misused
         +-- TransactionAborted              .cause; cannot commit: an earlier error
@@ -70,7 +78,8 @@ class PoolTooManyWaiting(PoolError):
 
 
 class DatabaseError(FastsessError):
-    """An error reported by the database or its driver.
+    """An error reported by the database or its driver (or, for the parameter
+    errors, found by fastsess before the statement was sent).
 
     ``orig`` is the driver's exception, ``sqlstate`` (PostgreSQL) or
     ``errno`` (MySQL) the server's code when known.
@@ -155,6 +164,41 @@ class ProgrammingError(DatabaseError):
 
 class DataError(DatabaseError):
     """A value does not fit its column (out of range, invalid text, ...)."""
+
+
+class _ParameterProblem(DatabaseError):
+    """What the two parameter errors share (not raised itself).
+
+    ``parameter`` names the value: its position in the statement's parameter
+    sequence (0-based), its key for ``%(name)s`` parameters, or its column
+    in a batch (``insert_rows``, ``batch_insert``), where ``row`` is the
+    row's index (else None); None when it could not be told.  ``python_type``
+    is the value's type.  No SQL was sent for the statement and the
+    transaction is as it was before it: the session stays usable.  ``orig``
+    is the driver's exception when the driver found the problem (psycopg's
+    "cannot adapt type", its NUL check), else None.
+    """
+
+    def __init__(self, message: str, orig: BaseException | None = None,
+                 sqlstate: str | None = None, errno: int | None = None,
+                 parameter: int | str | None = None, python_type: type | None = None,
+                 row: int | None = None):
+        super().__init__(message, orig, sqlstate, errno)
+        self.parameter = parameter
+        self.python_type = python_type
+        self.row = row
+
+
+class UnsupportedParameter(_ParameterProblem, ProgrammingError, TypeError):
+    """A statement parameter of a type neither database driver adapts
+    faithfully: a ``set``/``frozenset``, a plain ``Enum`` member, an
+    arbitrary object.  See ``_ParameterProblem`` for the attributes."""
+
+
+class InvalidParameterValue(_ParameterProblem, DataError, ValueError):
+    """A statement parameter whose type is supported but whose value cannot
+    be sent as it is: a NUL character in text on PostgreSQL, a float NaN or
+    infinity (or a circular reference) inside a value sent as JSON."""
 
 
 class ReadOnlyViolation(DatabaseError):

@@ -41,11 +41,17 @@ _failures = counters.failures
 _monitor = None
 
 
+class _Reconnect(BaseException):
+    """Raised inside a session's first statement on a connection that turned
+    out dead: ``Session._first_statement`` runs the statement again."""
+
+
 class Session:
     """A unit of work on one pooled connection (see the module docstring)."""
 
     __slots__ = ("_engine", "_pool", "_adapter", "_driver_error", "_pc", "_raw", "_dirty",
-                 "_closed", "_thread", "_cache", "_tx", "_error", "_log", "__weakref__")
+                 "_closed", "_thread", "_cache", "_tx", "_error", "_fresh", "_log",
+                 "__weakref__")
 
     def __init__(self, engine):
         self._engine = engine
@@ -66,6 +72,10 @@ class Session:
         # The last driver error since the transaction began: commit() asks
         # the adapter whether it aborted the transaction.
         self._error = None
+        # True while the first statement on a new connection runs: if the
+        # connection turns out dead, nothing of this session reached the
+        # server and the statement may run again on another.
+        self._fresh = False
         # Whether statements are logged: STATEMENT_LOG's DEBUG, read at each
         # checkout so a disabled log costs one attribute test per statement.
         # Assigned last: __del__ takes its presence for "__init__ finished".
@@ -123,12 +133,51 @@ class Session:
         self._log = _statements_debug(_DEBUG)
         return pc.raw
 
-    def _fail(self, exc, during_commit=False):
-        """Translate a driver error; a connection that broke is discarded."""
-        err = self._adapter.translate(exc)
+    def _first_statement(self, run, *args):
+        """``run(self, *args)`` (a statement method) on a connection checked
+        out for it.
+
+        The pool hands out no connection whose socket shows the server closed
+        it, but one can still die between the checkout and the first
+        statement (killed in that instant, a proxy or firewall that dropped
+        it without a word).  Then nothing of this session's work has reached
+        the server, so the statement runs once more on another connection.
+        Only the first statement on a connection: after one succeeded, the
+        transaction (or session state, such as a lock or a SET) it began
+        would be lost, so a later loss is the caller's ``ConnectionLost``.
+        """
+        self._checkout()
+        self._fresh = True
+        try:
+            return run(self, *args)
+        except _Reconnect:
+            pass
+        finally:
+            self._fresh = False
+        self._checkout()
+        return run(self, *args)
+
+    def _fail(self, exc, during_commit=False, params=None):
+        """Translate a driver error; a connection that broke is discarded.
+        ``params``: the failed statement's parameters, for a parameter error
+        to name its parameter."""
+        if params is None:
+            err = self._adapter.translate(exc)
+        else:
+            err = self._adapter.translate(exc, params=params)
         pc = self._pc
         if pc is not None and (isinstance(err, ConnectionLost) or not self._adapter.usable(pc.raw)):
             pc.broken = True
+            if self._fresh:  # see _first_statement
+                self._fresh = False
+                self._pc = self._raw = None
+                self._dirty = False
+                self._error = None
+                self._pool.checkin(pc, False)  # broken: closed, not kept
+                self._pool.count_reconnect()
+                LOG.info("connection found dead at its first statement (%s); running it "
+                         "again on another", err)
+                return _Reconnect()
             if during_commit:
                 err = CommitOutcomeUnknown(
                     f"the connection was lost during COMMIT; the transaction may or may not "
@@ -153,7 +202,7 @@ class Session:
         literal percent.  Returns a ``Result`` whose rows are dicts."""
         raw = self._raw
         if raw is None:
-            raw = self._checkout()
+            return self._first_statement(_EXECUTE, statement, params)
         cache = self._cache
         if cache is not None and cache._entries:
             cache._on_statement(statement)
@@ -164,7 +213,10 @@ class Session:
             cursor = raw.cursor()
             cursor.execute(statement, params)
         except self._driver_error as e:
-            raise self._fail(e) from e
+            raise self._fail(e, params=params) from e
+        except BaseException as e:
+            _interrupted(self, e)
+            raise
         return Result(cursor, self._adapter)
 
     def execute_many(self, statement, seq_of_params):
@@ -179,7 +231,7 @@ class Session:
         so that the driver does not parse it again."""
         raw = self._raw
         if raw is None:
-            raw = self._checkout()
+            return self._first_statement(_WRITE, statement, params, many)
         if self._cache is not None:
             self._cache.clear()
         self._dirty = True
@@ -197,7 +249,10 @@ class Session:
                 cursor = raw.cursor()
                 cursor.execute(statement, params)
         except self._driver_error as e:
-            raise self._fail(e) from e
+            raise self._fail(e, params=None if many else params) from e
+        except BaseException as e:
+            _interrupted(self, e)
+            raise
         return Result(cursor, self._adapter)
 
     def commit(self) -> None:
@@ -245,7 +300,12 @@ class Session:
         if self._cache is not None:
             self._cache.clear()
         raw = self._raw
-        if raw is not None:
+        if raw is not None and self._pc.broken:
+            # The connection is gone and its transaction with it: there is
+            # nothing to roll back, and the error that broke it is the news.
+            self._error = None
+            self._dirty = False
+        elif raw is not None:
             monitor = _monitor
             if monitor is not None:
                 started = _clock()
@@ -366,9 +426,11 @@ class Session:
         """Insert value sequences: COPY where the adapter has it and the batch
         is large enough to pay for it, else multi-row INSERTs."""
         max_params, max_bytes = self._limits(table, columns)  # checks the names first
+        raw = self._raw
+        if raw is None:
+            return self._first_statement(_INSERT_VALUES, table, columns, values)
         adapter = self._adapter
         if adapter.copy_min_rows and len(values) >= adapter.copy_min_rows:
-            raw = self._raw if self._raw is not None else self._checkout()
             if self._cache is not None:
                 self._cache.clear()
             self._dirty = True
@@ -380,8 +442,10 @@ class Session:
                 pass  # a value COPY would store differently: INSERT it instead
             except self._driver_error as e:
                 raise self._fail(e) from e
+            except BaseException as e:
+                _interrupted(self, e)
+                raise
         if adapter.builds_literals:
-            raw = self._raw if self._raw is not None else self._checkout()
             chunks = adapter.insert_statements(raw, table, columns, values, max_bytes)
         else:
             chunks = _build_insert(adapter.dialect, table, columns, values, max_params, max_bytes)
@@ -472,6 +536,23 @@ class Session:
         chunks = _build_delete(self._adapter.dialect, table, key_columns, values, max_params,
                                max_bytes)
         return self._run_chunks(chunks)
+
+
+def _interrupted(session, exc) -> None:
+    """A statement was interrupted by something other than an error of its
+    own (KeyboardInterrupt, SystemExit, a timeout raised from a signal
+    handler): what the connection was in the middle of is unknown, so it is
+    never handed to anyone again."""
+    if not isinstance(exc, Exception) and session._pc is not None:
+        session._pc.broken = True
+
+
+# The statement methods as defined here, for _first_statement: a subclass's
+# override (the drop-in's MySQL execute() rewrites the statement) or a
+# wrapper set on the class must not run a second time for the same call.
+_EXECUTE = Session.execute
+_WRITE = Session._write
+_INSERT_VALUES = Session._insert_values
 
 
 def _log_statement(statement, params, many=False) -> None:

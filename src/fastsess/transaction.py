@@ -398,6 +398,12 @@ def exit_block(session, pushed, block, exc) -> None:
     earlier = tx.last_error
     try:
         session.execute("RELEASE SAVEPOINT " + name)
+    except ConnectionLost:
+        # The connection died inside the block and this is the first
+        # statement to find out: the whole transaction is gone, and the loss
+        # is the news (nothing was caught).
+        tx.gone = True
+        raise
     except Exception as release_error:
         # PostgreSQL: an error caught inside the block left the
         # transaction aborted.  Undo the block and say so.

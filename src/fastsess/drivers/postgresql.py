@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import datetime
 import decimal
+import enum
 import functools
 import json
 import operator
@@ -13,7 +14,8 @@ import uuid
 
 import psycopg
 from psycopg import pq
-from psycopg.types.json import set_json_loads
+from psycopg.adapt import Dumper, PyFormat, Transformer
+from psycopg.types.json import JsonbDumper, set_json_loads
 
 try:  # optional: a faster JSON parser, used where it gives json.loads' result
     import orjson
@@ -22,12 +24,16 @@ except ImportError:  # pragma: no cover - orjson is a dependency, but not a hard
 from psycopg.types.json import Json, Jsonb
 
 from .. import _impl, errors
+from .. import params as _params
 from . import DriverAdapter, class_by_driver_type
 
 _IDLE = pq.TransactionStatus.IDLE
 _INERROR = pq.TransactionStatus.INERROR
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
+_CONNECTION_OK = pq.ConnStatus.OK
+# socket_state() of a socket whose first waiting byte starts an ErrorResponse.
+_ERROR_MESSAGE = 1 + ord("E")
 
 # "Key (a, b)=(1, 2) already exists."
 _UNIQUE_DETAIL = re.compile(r"^Key \((?P<key>.+?)\)=\((?P<value>.*)\) already exists\.?$", re.S)
@@ -57,6 +63,161 @@ _BY_DRIVER_CLASS = (
     (psycopg.IntegrityError, errors.IntegrityError),
     (psycopg.OperationalError, errors.OperationalError),
 )
+
+
+_DIALECT = "PostgreSQL"
+_ParameterProblem = (errors.UnsupportedParameter, errors.InvalidParameterValue)
+# psycopg's messages for a parameter it cannot send (no SQLSTATE: client-side).
+_CANNOT_ADAPT = re.compile(r"^cannot adapt type '(?P<name>[^']+)'")
+_NUL_IN_TEXT = "cannot contain NUL (0x00) bytes"
+_NUL_REASON = "PostgreSQL text cannot hold a NUL character (MySQL stores it)"
+# An escaped NUL (\u0000, not \\u0000) in JSON text: jsonb refuses it.
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+class _Refused(psycopg.ProgrammingError):
+    """A value fastsess refuses to send, found by one of its dumpers or by
+    ``Cursor.executemany``: ``error`` is the fastsess parameter error, which
+    ``translate`` returns (naming the parameter)."""
+
+    def __init__(self, error):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _JsonbTextDumper(JsonbDumper):
+    """A dict (or dict subclass) as jsonb, its text written by
+    ``fastsess.params.dumps`` (the same text MySQL gets), in the connection's
+    encoding."""
+
+    def __init__(self, cls, context=None):
+        super().__init__(cls, context)
+        conn = self.connection
+        try:
+            self._encoding = conn.info.encoding if conn is not None else "utf-8"
+        except Exception:  # pragma: no cover - an encoding Python does not know
+            self._encoding = "utf-8"
+
+    def dump(self, obj):
+        return self._text(obj, obj).encode(self._encoding)
+
+    @staticmethod
+    def _text(value, param):
+        try:
+            text = _params.json_text(value, _DIALECT, param)
+        except _ParameterProblem as e:
+            raise _Refused(e) from None
+        if "\\u0000" in text and _JSON_NUL.search(text):
+            raise _Refused(_params.invalid(param, _DIALECT, "jsonb cannot hold a NUL character "
+                                                            "(\\u0000) in a string"))
+        return text
+
+
+class _JsonValueDumper(_JsonbTextDumper):
+    """``fastsess.Json(value)`` as jsonb."""
+
+    def dump(self, obj):
+        return self._text(obj.value, obj).encode(self._encoding)
+
+
+class _RefusingDumper(Dumper):
+    """Registered for ``enum.Enum`` (where psycopg would send a member's
+    name, and mysqlclient ``str(member)``): refuses plain Enum members.  An
+    Enum class registered with psycopg's ``register_enum`` has its own
+    dumper, found first; IntEnum/StrEnum members go as their int/str."""
+
+    def dump(self, obj):
+        raise _Refused(_params.unsupported(
+            obj, _DIALECT, "an Enum member has no SQL value; pass its .value or its .name"))
+
+
+class _RefusingBinaryDumper(_RefusingDumper):
+    format = pq.Format.BINARY
+
+
+# Exact types psycopg sends as they are (str is checked for NUL).
+_PLAIN = frozenset({int, float, bool, type(None), decimal.Decimal, datetime.datetime,
+                    datetime.date, datetime.time, datetime.timedelta, uuid.UUID, bytes})
+
+
+class Cursor(psycopg.Cursor):
+    """psycopg's cursor, whose ``executemany`` checks every parameter set
+    before it sends any: psycopg pipelines the sets one by one, so a value
+    refused in a later set would otherwise come after earlier ones ran."""
+
+    def executemany(self, query, params_seq, *, returning=False):
+        if not isinstance(params_seq, (list, tuple)):
+            params_seq = list(params_seq)
+        if params_seq:
+            _check_sets(self, params_seq)
+        return super().executemany(query, params_seq, returning=returning)
+
+
+def _check_sets(cursor, sets) -> None:
+    """Raise ``_Refused`` (naming the set and the parameter) for the first
+    value in ``sets`` psycopg would refuse or fastsess refuses."""
+    tx = None
+    for i, values in enumerate(sets):
+        if isinstance(values, dict):
+            items = values.items()
+        elif isinstance(values, (list, tuple)):
+            items = enumerate(values)
+        else:
+            continue  # a set psycopg checks itself
+        for key, value in items:
+            cls = type(value)
+            if cls in _PLAIN or (cls is str and "\x00" not in value):
+                continue
+            if tx is None:
+                tx = Transformer.from_context(cursor)
+            try:
+                tx.get_dumper(value, PyFormat.AUTO).dump(value)
+            except psycopg.Error as e:
+                err = _parameter_error(e, {key: value})
+                if err is None:
+                    raise
+                if err.parameter is not None:
+                    err = _params.placed(err, _DIALECT, key, i, nested=err._value is not value)
+                raise _Refused(err) from None
+
+
+def _parameter_error(exc, params):
+    """The fastsess parameter error for psycopg's ``exc`` (naming the
+    parameter of ``params`` it is about), or None if it is no such error."""
+    if isinstance(exc, _Refused):  # found by fastsess, not the driver: no orig
+        return _params.place(exc.error, _DIALECT, params)
+    if getattr(exc, "sqlstate", None) is not None:
+        return None
+    message = str(exc)
+    if isinstance(exc, psycopg.ProgrammingError):
+        m = _CANNOT_ADAPT.match(message)
+        if m is None:
+            return None
+        name = m.group("name")
+
+        def test(v):
+            return type(v).__name__ == name
+
+        where, top = _params.locate(params, test)
+        if where is None:
+            return errors.UnsupportedParameter(
+                f"a parameter of type {name} cannot be sent to {_DIALECT}: no adapter stores "
+                f"it faithfully (psycopg: {message}); the statement was not sent", orig=exc)
+        bad = _params.first(top, test)
+        return _params.unsupported(bad, _DIALECT, None, where, orig=exc, nested=top is not bad)
+    if isinstance(exc, psycopg.DataError) and _NUL_IN_TEXT in message:
+        def test(v):
+            return isinstance(v, str) and "\x00" in v
+
+        where, top = _params.locate(params, test)
+        if where is None:
+            return errors.InvalidParameterValue(
+                f"a parameter cannot be sent to {_DIALECT}: {_NUL_REASON}; the statement was "
+                f"not sent", orig=exc, python_type=str)
+        bad = _params.first(top, test)
+        return _params.invalid(bad, _DIALECT, _NUL_REASON, where, orig=exc,
+                               nested=top is not bad)
+    return None
 
 
 class CopyRefused(Exception):
@@ -110,6 +271,15 @@ class PostgreSQLAdapter(DriverAdapter):
             raise self.translate(e, connecting=True) from None
         if self.readonly:
             raw.read_only = True  # BEGIN READ ONLY: no extra round trip
+        # Parameters as fastsess.params says (the README's "Parameters"):
+        # dicts and fastsess.Json as jsonb, plain Enum members refused, and
+        # executemany checking every set before sending one.
+        adapters = raw.adapters
+        adapters.register_dumper(dict, _JsonbTextDumper)
+        adapters.register_dumper(_params.Json, _JsonValueDumper)
+        adapters.register_dumper(enum.Enum, _RefusingBinaryDumper)
+        adapters.register_dumper(enum.Enum, _RefusingDumper)
+        raw.cursor_factory = Cursor
         if orjson is not None:
             set_json_loads(_json_loads, raw)  # json and jsonb columns; client-side only
         return raw
@@ -146,7 +316,13 @@ class PostgreSQLAdapter(DriverAdapter):
             return None
         return False  # ACTIVE (a result still streaming) or UNKNOWN (broken)
 
-    def translate(self, exc, connecting=False):
+    def translate(self, exc, connecting=False, params=None):
+        """The fastsess error for ``exc``; ``params``: the statement's
+        parameters, to name the one a parameter error is about."""
+        if not connecting and isinstance(exc, (psycopg.ProgrammingError, psycopg.DataError)):
+            err = _parameter_error(exc, params)
+            if err is not None:
+                return err
         message = self.scrub(str(exc).strip())
         sqlstate = getattr(exc, "sqlstate", None)
         if connecting:
@@ -158,6 +334,11 @@ class PostgreSQLAdapter(DriverAdapter):
             # driver's class.  The session turns it into ConnectionLost when
             # the connection turns out to be unusable afterwards.
             cls = class_by_driver_type(exc, _BY_DRIVER_CLASS)
+            if cls is errors.OperationalError and not sqlstate:
+                # libpq's or psycopg's own word that the connection failed
+                # (a socket error, EOF, "the connection is closed"), which
+                # libpq does not always follow by marking it bad.
+                cls = errors.ConnectionLost
         if cls is errors.ConflictError:
             key = value = None
             detail = getattr(getattr(exc, "diag", None), "message_detail", None)
@@ -205,15 +386,19 @@ class PostgreSQLAdapter(DriverAdapter):
         writes 't', UUID hex without dashes, 'inf', ...), timedelta -> time
         (COPY fails), and int/float/... into bytea, interval, jsonb or boolean
         (COPY parses the text where INSERT raises DatatypeMismatch).  A dict
-        needs the Json/Jsonb wrapper on both paths.  The pairs assume
+        or a ``fastsess.Json`` (jsonb by fastsess's dumpers) is left to
+        INSERT; psycopg's Json/Jsonb wrappers are taken.  The pairs assume
         psycopg's default dumpers (none registered by the user for them).
+        A str holding a NUL character is refused too (COPY would fail after
+        it started, aborting the transaction; the INSERT path raises
+        ``errors.InvalidParameterValue`` before sending anything).
 
         Errors are the driver's (``psycopg.Error``), for the caller to
         translate: a duplicate key raises UniqueViolation whose
         ``diag.message_detail`` is "Key (id)=(..) already exists.", as with
         INSERT, and no row is inserted.  Unlike INSERT, an error psycopg
-        raises while writing rows (a NUL in a str: DataError) comes after COPY
-        started, so it leaves the transaction aborted rather than untouched.
+        raises while writing rows comes after COPY started, so it leaves the
+        transaction aborted rather than untouched (hence the NUL check).
         A row of the wrong length raises ValueError before anything is sent,
         as ``build_insert`` does.
         """
@@ -256,6 +441,28 @@ class PostgreSQLAdapter(DriverAdapter):
             return cur.rowcount if cur.rowcount >= 0 else len(rows)
         finally:
             cur.close()
+
+    def socket_fd(self, raw) -> int:
+        try:
+            return raw.pgconn.socket
+        except psycopg.Error:
+            return -1
+
+    def idle_alive(self, raw, state) -> bool:
+        if state < 0 or raw.closed:
+            return False
+        pgconn = raw.pgconn
+        if state == _ERROR_MESSAGE and not pgconn.ssl_in_use:
+            # An ErrorResponse on an idle connection is the server's FATAL
+            # goodbye (terminated, shutting down), sent before it closes.
+            return False
+        # Anything else may be harmless (a NOTIFY, a ParameterStatus, a
+        # NOTICE, TLS records): libpq reads it without sending anything.
+        try:
+            pgconn.consume_input()
+        except psycopg.Error:
+            return False
+        return pgconn.status == _CONNECTION_OK and pgconn.transaction_status == _IDLE
 
 
 # The table's kind, rules and row-level security, and for each asked-for
@@ -363,7 +570,13 @@ def _text_refusal(values, kinds, oid, elem, zones=None) -> str | None:
     """Why COPY text must not take ``values`` into a column of type ``oid``
     (``zones``: the tzinfo set of the datetimes for a timestamp column)."""
     for kind in kinds:
-        if kind is str or kind is None:
+        if kind is None:
+            continue
+        if kind is str:
+            # A NUL fails mid-COPY (psycopg's text dumper, the server for
+            # binary) and aborts the transaction; INSERT raises before sending.
+            if "\x00" in "".join(_of_kind(values, kinds, str)):
+                return "a str with a NUL character, which PostgreSQL text cannot hold"
             continue
         if kind is list:
             if not elem:

@@ -105,6 +105,9 @@ class EngineConnections:
     def checkin(self, pc, in_transaction=None) -> None:
         self._engine.close_connection(pc.raw)
 
+    def count_reconnect(self) -> None:
+        self._engine._pool.count_reconnect()
+
     def release_orphan(self, pc, in_transaction) -> None:
         # From Session.__del__: no locks here (dict.pop is atomic).
         engine = self._engine
@@ -155,8 +158,8 @@ class PgSQLSession(DropInSession):
 
     __slots__ = ()
 
-    def _fail(self, exc, during_commit=False):
-        return errors.as_psycopg_error(Session._fail(self, exc, during_commit))
+    def _fail(self, exc, during_commit=False, params=None):
+        return errors.as_psycopg_error(Session._fail(self, exc, during_commit, params))
 
 
 class MySQLSession(DropInSession):
@@ -165,8 +168,8 @@ class MySQLSession(DropInSession):
     __slots__ = ()
     _unknown_integrity = True
 
-    def _fail(self, exc, during_commit=False):
-        err = Session._fail(self, exc, during_commit)
+    def _fail(self, exc, during_commit=False, params=None):
+        err = Session._fail(self, exc, during_commit, params)
         return errors.as_connector_error(err, self._raw, self._adapter.scrub)
 
     def execute(self, statement, values=None):

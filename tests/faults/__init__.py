@@ -1,0 +1,1 @@
+"""Fault injection: killed backends, server restarts and crashes, fork."""
