@@ -109,3 +109,38 @@ def test_session_cycle(benchmark, dialect, stack):
 
         assert benchmark(cycle) == 1
         pool.close()
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql"])
+def test_checkout_liveness_cost(dialect, capsys):
+    """What the socket peek at checkout adds: checkout+checkin with the real
+    ``socket_state`` against a no-op, in interleaved rounds (printed with -s)."""
+    import statistics
+    import timeit
+
+    import fastsess.pool as pool_module
+
+    engine = fastsess.create_engine(URLS[dialect], max_size=1)
+    pool = engine._pool
+    pool.checkin(pool.checkout(), False)
+
+    def pair():
+        pool.checkin(pool.checkout(), False)
+
+    real, noop = pool_module._socket_state, (0).__mul__  # a C call that returns 0
+    seen = {"peek": [], "no peek": []}
+    rounds = 3 if os.environ.get("CI") else 15
+    try:
+        for r in range(rounds):
+            order = [("peek", real), ("no peek", noop)]
+            for name, check in order if r % 2 else order[::-1]:
+                pool_module._socket_state = check
+                seen[name].append(min(timeit.repeat(pair, number=2000, repeat=3)) / 2000 * 1e6)
+    finally:
+        pool_module._socket_state = real
+        engine.close()
+    assert engine.pool_stats()["dead_on_checkout"] == 0
+    with capsys.disabled():
+        print(f"\n{dialect}: checkout+checkin {min(seen['no peek']):.3f} us without the peek, "
+              f"{min(seen['peek']):.3f} us with it (min of {rounds} interleaved rounds; median "
+              f"{statistics.median(seen['peek']) - statistics.median(seen['no peek']):+.3f} us)")
