@@ -514,9 +514,18 @@ def test_core_lru_bound(kernels):
     assert len(fallback.calls) == calls + 1
 
 
-def test_core_rejects_an_empty_bound(kernels):
-    with pytest.raises(ValueError, match="^max_entries must be at least 1, got 0$"):
-        kernels.QueryCacheCore(None, max_entries=0)
+@pytest.mark.parametrize("max_entries, exc_type, message", [
+    (0, ValueError, "max_entries must be at least 1, got 0"),
+    (2**31, ValueError, f"max_entries must be at most {2**31 - 1}, got {2**31}"),
+    (1.5, TypeError, "max_entries must be an int, got float"),
+    (True, TypeError, "max_entries must be an int, got bool"),
+    (None, TypeError, "max_entries must be an int, got NoneType"),
+])
+def test_core_checks_its_bound(kernels, max_entries, exc_type, message):
+    with pytest.raises(exc_type) as exc:
+        kernels.QueryCacheCore(None, max_entries=max_entries)
+    assert str(exc.value) == message
+    assert kernels.QueryCacheCore(None, max_entries=2**31 - 1).max_entries == 2**31 - 1
 
 
 # -- statement kinds and fetchall ---------------------------------------------------
@@ -536,12 +545,20 @@ def test_statement_kind(kernels, statement, kind):
     assert kernels.statement_kind(statement) == kind
 
 
-def test_long_statements_are_not_memoized():
+def test_long_statements_are_not_memoized(kernels):
     big = "SELECT " + ", ".join(["1"] * 3000)
-    assert twin.statement_kind(big) == (True, True)
-    assert big not in twin._STATEMENT_KINDS
-    assert twin.statement_kind("SELECT 2") == (True, True)
-    assert "SELECT 2" in twin._STATEMENT_KINDS
+    assert kernels.statement_kind(big) == (True, True)
+    assert big not in kernels._STATEMENT_KINDS
+    assert kernels.statement_kind("SELECT 2") == (True, True)
+    assert kernels._STATEMENT_KINDS["SELECT 2"] == (True, True)
+
+
+def test_statement_kind_memo_is_bounded(kernels):
+    for i in range(5000):
+        assert kernels.statement_kind(f"SELECT {i} FOR UPDATE") == (True, False)
+    assert 0 < len(kernels._STATEMENT_KINDS) <= 4096
+    last = "SELECT 4999 FOR UPDATE"
+    assert kernels.statement_kind(last) is kernels._STATEMENT_KINDS[last]
 
 
 class _FakeSession:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
+import types
 
 import pytest
 
@@ -61,3 +64,42 @@ def test_extension_preferred_when_available():
     else:
         assert _impl.__impl__ == "python"
         assert _impl.import_error is not None
+
+
+# What fastsess._impl defines besides the kernels it re-exports.
+_IMPL_OWN = {"PURE_PYTHON", "REQUIRE_EXTENSION", "import_error", "TYPE_CHECKING", "annotations"}
+
+
+@pytest.mark.skipif(PURE or not _native_importable(), reason="the compiled kernels are not in use")
+def test_impl_exports_only_compiled_kernels():
+    # With the compiled module chosen, every public kernel name of _impl is
+    # that module's own object: none is borrowed from the twin.
+    from fastsess import _impl, _kernels_common, _speedups, _speedups_py
+
+    assert _impl.__impl__ == "cython"
+    kernels = {name: value for name, value in vars(_impl).items()
+               if not name.startswith("_") and name not in _IMPL_OWN
+               and not isinstance(value, types.ModuleType)}
+    assert {"statement_kind", "dollar_params", "build_upsert", "QueryCacheCore"} <= set(kernels)
+    for name, value in kernels.items():
+        assert value is getattr(_speedups, name, None), f"_impl.{name} is not the compiled module's"
+        shared = value is getattr(_kernels_common, name, object())  # a constant of both
+        assert shared or value is not getattr(_speedups_py, name, None), f"_impl.{name} is the twin's"
+        if callable(value):
+            assert value.__module__ == "fastsess._speedups", f"_impl.{name} comes from {value.__module__}"
+
+
+@pytest.mark.skipif(PURE or not _native_importable(), reason="the compiled kernels are not in use")
+def test_compiled_module_never_uses_the_twin():
+    native = importlib.import_module("fastsess._speedups")
+    for name, value in vars(native).items():
+        assert getattr(value, "__name__", None) != "fastsess._speedups_py", name
+        assert getattr(value, "__module__", None) != "fastsess._speedups_py", name
+    # C-level globals are not in vars(): import the module afresh where the
+    # twin cannot be imported at all.
+    env = {k: v for k, v in os.environ.items() if k != "FASTSESS_PURE_PYTHON"}
+    env["FASTSESS_REQUIRE_EXTENSION"] = "1"
+    code = ("import sys; sys.modules['fastsess._speedups_py'] = None; "
+            "import fastsess._speedups as k; assert k.build_insert('mysql', 't', ['a'], [(1,)], 1)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import collections
+import decimal
 import inspect
 import time
 
 import pytest
 
-
+from fastsess import _kernels_common
 
 from .conftest import native, native_missing, twin
 
@@ -21,7 +22,9 @@ def test_impl_tag(kernels):
 @pytest.mark.skipif(native is None, reason=str(native_missing))
 @pytest.mark.parametrize(
     "name",
-    ["row_to_dict", "rows_to_dicts", "quote_identifier", "quote_table", "build_insert", "build_delete"],
+    ["row_to_dict", "rows_to_dicts", "quote_identifier", "quote_table", "build_insert", "build_upsert",
+     "build_delete", "build_literal_insert", "dollar_params", "encode_key", "cache_key", "cache_get",
+     "statement_kind"],
 )
 def test_same_signatures(name):
     assert inspect.signature(getattr(native, name)) == inspect.signature(getattr(twin, name))
@@ -312,6 +315,86 @@ def test_build_insert_general_rows(kernels):
     assert got == [("INSERT INTO `t` (`a`, `b`) VALUES (%s, %s), (%s, %s), (%s, %s)", ["x", "y", 1, 2, 0, 1])]
 
 
+# -- limit arguments ------------------------------------------------------------
+
+_BUILDERS = {
+    "build_insert": lambda k, mp, mb: k.build_insert("mysql", "t", ["a"], [(1,)], mp, mb),
+    "build_upsert": lambda k, mp, mb: k.build_upsert("mysql", "t", ["a"], [(1,)], ["a"], None, mp, mb),
+    "build_delete": lambda k, mp, mb: k.build_delete("mysql", "t", ["a"], [(1,)], mp, mb),
+}
+_MAX_BYTES = _kernels_common.MAX_BYTES_LIMIT
+
+
+@pytest.mark.parametrize("builder", sorted(_BUILDERS))
+@pytest.mark.parametrize(
+    "max_params, max_bytes, exc_type, message",
+    [
+        (1.0, 0, TypeError, "max_params must be an int, got float"),
+        (True, 0, TypeError, "max_params must be an int, got bool"),
+        (decimal.Decimal(2), 0, TypeError, "max_params must be an int, got Decimal"),
+        (None, 0, TypeError, "max_params must be an int, got NoneType"),
+        (0, 0, ValueError, "max_params must be at least 1, got 0"),
+        (65536, 0, ValueError, "max_params must be at most 65535, got 65536"),
+        (2**70, 0, ValueError, f"max_params must be at most 65535, got {2**70}"),
+        (10, None, TypeError, "max_bytes must be an int, got NoneType"),
+        (10, 100.0, TypeError, "max_bytes must be an int, got float"),
+        (10, False, TypeError, "max_bytes must be an int, got bool"),
+        (10, -1, ValueError, "max_bytes must be at least 0, got -1"),
+        (10, _MAX_BYTES + 1, ValueError, f"max_bytes must be at most {_MAX_BYTES}, got {_MAX_BYTES + 1}"),
+        (0.5, None, TypeError, "max_params must be an int, got float"),  # max_params first
+    ],
+)
+def test_builders_check_limits(kernels, builder, max_params, max_bytes, exc_type, message):
+    with pytest.raises(exc_type) as exc:
+        _BUILDERS[builder](kernels, max_params, max_bytes)
+    assert type(exc.value) is exc_type
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("builder", sorted(_BUILDERS))
+def test_builders_take_the_bounds(kernels, builder):
+    for max_params, max_bytes in [(1, 0), (65535, 0), (65535, _MAX_BYTES), (2, 1000)]:
+        assert len(_BUILDERS[builder](kernels, max_params, max_bytes)) == 1
+
+
+def test_limits_are_checked_before_names(kernels):
+    with pytest.raises(TypeError, match="^max_params must be an int, got float$"):
+        kernels.build_insert("mysql", "x`", [], [], 10.0)
+    with pytest.raises(TypeError, match="^max_bytes must be an int, got NoneType$"):
+        kernels.build_delete("mysql", "x`", [], [], 10, None)
+
+
+def test_oversized_rows_report_a_capped_size(kernels):
+    # Sizes come from len(), which a str subclass may fake: past 2**63 - 1
+    # the estimate stops growing (the row is refused either way).
+    class HugeText(str):
+        def __len__(self):
+            return 2**62
+
+    with pytest.raises(ValueError) as exc:
+        kernels.build_insert("mysql", "t", ["a", "b"], [(HugeText("x"), HugeText("y"))], 10, 1000)
+    assert str(exc.value) == (f"a row needs about {2**63 - 1} bytes, "
+                              "more than the 1000 one statement can carry")
+
+
+@pytest.mark.parametrize(
+    "max_bytes, exc_type, message",
+    [
+        (0, ValueError, "max_bytes must be at least 1, got 0"),
+        (_MAX_BYTES + 1, ValueError, f"max_bytes must be at most {_MAX_BYTES}, got {_MAX_BYTES + 1}"),
+        (None, TypeError, "max_bytes must be an int, got NoneType"),
+        (True, TypeError, "max_bytes must be an int, got bool"),
+        (1e6, TypeError, "max_bytes must be an int, got float"),
+    ],
+)
+def test_build_literal_insert_checks_max_bytes(kernels, max_bytes, exc_type, message):
+    with pytest.raises(exc_type) as exc:
+        kernels.build_literal_insert("t", ["a"], [(1,)], repr, repr, "utf-8", True, max_bytes)
+    assert str(exc.value) == message
+    assert kernels.build_literal_insert("t", ["a"], [(1,)], repr, repr, "utf-8", True, _MAX_BYTES) == [
+        b"INSERT INTO `t` (`a`) VALUES (1)"]
+
+
 # -- build_delete ---------------------------------------------------------------
 
 
@@ -393,6 +476,16 @@ def test_dollar_params_many_placeholders(kernels):
 def test_dollar_params_rejects_other_percent_codes(kernels, statement):
     with pytest.raises(ValueError, match="only %s and %% may follow a %"):
         kernels.dollar_params(statement)
+
+
+def test_dollar_params_beyond_ascii(kernels):
+    assert kernels.dollar_params('UPDATE "ĉ日" SET "é%%" = %s WHERE k = %s') == \
+        'UPDATE "ĉ日" SET "é%" = $1 WHERE k = $2'
+    statement = 'SELECT "日" WHERE a = %d'
+    with pytest.raises(ValueError) as exc:
+        kernels.dollar_params(statement)
+    assert str(exc.value) == ("only %s and %% may follow a % in a built statement, "
+                              f"found '%d' at {statement.index('%')}")
 
 
 # -- socket_state ------------------------------------------------------------

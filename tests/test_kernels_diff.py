@@ -71,7 +71,7 @@ class Text(str):
 
 
 class HugeText(str):
-    """A str whose len() is far beyond any real string (exercises big sizes)."""
+    """A str whose len() is far beyond any real string (exercises the size cap)."""
 
     def __len__(self):
         return 2**62 + 7
@@ -118,9 +118,11 @@ idents = st.one_of(
     st.text(alphabet="aé", min_size=60, max_size=66),
 )
 dialects = st.sampled_from(["postgresql", "mysql", "oracle"])
+# Limits: mostly in range, some just outside it, and some of other types
+# (both modules refuse them with the same TypeError).
 max_params_st = st.one_of(
     st.integers(-2, 30),
-    st.just(65535),
+    st.sampled_from([65534, 65535, 65536]),
     st.integers(2**63 - 3, 2**70),
     st.floats(0.5, 40),
     st.booleans(),
@@ -130,6 +132,7 @@ max_bytes_st = st.one_of(
     st.just(0),
     st.none(),
     st.integers(-5, 700),
+    st.integers(2**62 - 2, 2**62 + 2),
     st.integers(2**62, 2**130),
     st.floats(-1, 700),
     st.booleans(),
@@ -241,7 +244,7 @@ def _builder_args(data, max_columns):
     if valid:
         dialect = data.draw(st.sampled_from(["postgresql", "mysql"]))
         table = data.draw(st.sampled_from(["t", "s.t", "tablé"]))
-        column_names = st.sampled_from(["a", "b", "c", "é", "a b", 'x"y', "x`y"])
+        column_names = st.sampled_from(["a", "b", "c", "é", "ĉ", "日", "a b", 'x"y', "x`y"])
         columns = data.draw(st.lists(column_names, min_size=1, max_size=max_columns))
         max_params = data.draw(st.one_of(st.integers(1, 30), max_params_st))
         kinds = st.sampled_from(["tuple", "tuple", "list", "pair", "str"])
@@ -285,7 +288,7 @@ def test_build_insert_same(data):
 @given(data=st.data())
 def test_build_upsert_same(data):
     insert_args = _builder_args(data, 4)
-    pool = ["a", "b", "c", "é", "z", 'x"y']
+    pool = ["a", "b", "c", "é", "z", 'x"y', "ĉ", "日"]
     keys = data.draw(st.lists(st.sampled_from(pool), max_size=2))
     updates = data.draw(st.one_of(st.none(), st.lists(st.sampled_from(pool), max_size=3)))
 
@@ -325,15 +328,21 @@ def test_build_insert_chunking_same(width, n, max_params, max_bytes, text_len):
 
 def test_huge_lengths_same():
     # len() far beyond 2**64 bytes once scaled: sizes must not wrap around.
-    rows = [(HugeText("a"),), ("b",)]
-    for max_bytes in (1000, 2**64, 2**66, 2**70, 10**40):
-        args = ("mysql", "t", ["a"], rows, 10, max_bytes)
+    for row in [(HugeText("a"), "b"), (HugeText("a"), HugeText("b")), ("a", "b")]:
+        for max_bytes in (0, 1000, 2**62):
+            args = ("mysql", "t", ["a", "b"], [("x", "y"), row], 10, max_bytes)
+            assert outcome(native.build_insert, *args) == outcome(twin.build_insert, *args)
+
+
+@pytest.mark.parametrize("limit", [decimal.Decimal(2), 2.0, True, None, "2", 2**64, -(2**64)])
+def test_odd_limits_same(limit):
+    rows = [(1,), (2,), (3,)]
+    for args in [("mysql", "t", ["a"], rows, limit, 500), ("mysql", "t", ["a"], rows, 2, limit)]:
         assert outcome(native.build_insert, *args) == outcome(twin.build_insert, *args)
-
-
-def test_decimal_max_params_same():
-    args = ("mysql", "t", ["a"], [(1,), (2,), (3,)], decimal.Decimal(2), 500)
-    assert outcome(native.build_insert, *args) == outcome(twin.build_insert, *args)
+        assert outcome(native.build_delete, *args) == outcome(twin.build_delete, *args)
+    args = ("t", ["a"], rows, repr, repr, "utf-8", True, limit)
+    assert outcome(native.build_literal_insert, *args) == outcome(twin.build_literal_insert, *args)
+    assert outcome(native.QueryCacheCore, None, limit) == outcome(twin.QueryCacheCore, None, limit)
 
 
 # -- query-cache keys -----------------------------------------------------------
@@ -503,8 +512,8 @@ def _fake_string_literal(data):
 @diff_settings
 @given(columns=st.lists(idents, max_size=4), rows=st.lists(st.lists(values, max_size=4), max_size=6),
        kinds=st.lists(row_kinds, min_size=6, max_size=6), fast=st.booleans(),
-       max_bytes=st.one_of(st.integers(-1, 400), st.just(1 << 20), st.integers(2**63, 2**70),
-                           st.floats(1, 100), st.none(), st.booleans()),
+       max_bytes=st.one_of(st.integers(-1, 400), st.just(1 << 20), st.integers(2**62 - 1, 2**62 + 1),
+                           st.integers(2**63, 2**70), st.floats(1, 100), st.none(), st.booleans()),
        faulty=st.sampled_from([None, "str", "raise"]))
 def test_build_literal_insert_same(columns, rows, kinds, fast, max_bytes, faulty):
     literal = {None: _fake_literal, "str": repr, "raise": _fake_literal}[faulty]
@@ -526,3 +535,21 @@ def test_build_literal_insert_same(columns, rows, kinds, fast, max_bytes, faulty
 ))
 def test_dollar_params_same(statement):
     assert outcome(native.dollar_params, statement) == outcome(twin.dollar_params, statement)
+
+
+# -- statement kinds ---------------------------------------------------------------------
+
+
+@diff_settings
+@given(statement=st.one_of(
+    st.lists(st.sampled_from(["SELECT", "select", " ", "(", "\n", "FOR", "UPDATE", "SHARE", "NO KEY",
+                              "LOCK IN SHARE MODE", "INSERT", "x", "SHOW", "DESC", "é"]),
+             max_size=8).map(" ".join),
+    st.text(max_size=12),
+    st.binary(max_size=5),
+    st.none(),
+))
+def test_statement_kind_same(statement):
+    assert outcome(native.statement_kind, statement) == outcome(twin.statement_kind, statement)
+    # Served from the memo the second time: the same answer.
+    assert outcome(native.statement_kind, statement) == outcome(twin.statement_kind, statement)

@@ -18,6 +18,17 @@ def test_build_upsert_statement(kernels, dialect_name, expected):
                                 65535) == [(expected, [1, "a", 2, "b"])]
 
 
+@pytest.mark.parametrize("name", ["é", "ĉ", "日本", "😀"])
+def test_build_upsert_non_ascii_columns(kernels, name):
+    # The conflict clause names the columns too: any str kind, not only ASCII.
+    got = kernels.build_upsert("postgresql", "t", ["id", name], [(1, "a"), (2, "b")], ["id"], None, 100)
+    assert got == [(f'INSERT INTO "t" ("id", "{name}") VALUES (%s, %s), (%s, %s) '
+                    f'ON CONFLICT ("id") DO UPDATE SET "{name}" = EXCLUDED."{name}"', [1, "a", 2, "b"])]
+    got = kernels.build_upsert("mysql", "t", [name, "v"], [(1, "a")], [name], [], 100)
+    assert got == [(f"INSERT INTO `t` (`{name}`, `v`) VALUES (%s, %s) "
+                    f"ON DUPLICATE KEY UPDATE `{name}` = `{name}`", [1, "a"])]
+
+
 def test_build_upsert_do_nothing_and_errors(kernels):
     pg = kernels.build_upsert("postgresql", "t", ["a", "b", "v"], [(1, 2, 3)], ["a", "b"], [], 100)
     assert pg[0][0].endswith(' ON CONFLICT ("a", "b") DO NOTHING')

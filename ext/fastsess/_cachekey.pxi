@@ -1,15 +1,15 @@
-# Query-cache keys: encode_key, cache_key (twin: fastsess/_speedups_py.py, whose
-# comment describes the format and why comparing the bytes on a hit makes the
-# cache exact).
+# Query-cache keys: encode_key, cache_key, cache_get, statement_kind and
+# QueryCacheCore (twin: fastsess/_speedups_py.py, whose comment describes the
+# format and why comparing the bytes on a hit makes the cache exact).
 #
 # The exact types are written straight into a C buffer.  Everything else
-# (subclasses, Enum members, plain objects) goes through the twin's
-# ``_exotic``: the slow path has a single source.
+# (subclasses, Enum members, plain objects) goes through
+# ``fastsess._kernels_common.exotic``, as in the twin: that slow path is
+# class introspection and has a single source.
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_AsEncodedString
 from libc.stdint cimport uint64_t
@@ -23,7 +23,8 @@ import uuid as _uuid
 
 from xxhash import xxh3_128_digest as _xxh3_128_digest
 
-from fastsess._speedups_py import _PLAIN_CLASSES, _exotic, _plain_class_name
+cdef object _exotic = _kc.exotic
+cdef object _plain_class_name = _kc.plain_class_name
 
 # The exact types compared below, held in C globals: a module attribute
 # lookup per comparison would cost more than the encoding of a small value.
@@ -33,7 +34,7 @@ cdef type _DATETIME = _datetime.datetime
 cdef type _DATE = _datetime.date
 cdef type _TIME = _datetime.time
 cdef type _TIMEDELTA = _datetime.timedelta
-cdef dict _plain_classes = _PLAIN_CLASSES  # the twin's memo, shared
+cdef dict _plain_classes = _kc.PLAIN_CLASSES  # plain_class_name's memo
 cdef type _ORDERED_DICT = _collections.OrderedDict
 cdef object _move_to_end = _collections.OrderedDict.move_to_end
 
@@ -42,6 +43,8 @@ cdef extern from "Python.h":
 
 
 cdef enum:
+    # The twin's _MAX_DEPTH, as a C constant with literal messages: read from
+    # _kernels_common at import instead, a cache hit measured 5% slower.
     _KEY_MAX_DEPTH = 64
     _KEY_SMALL = 256      # bytes kept on the stack before the buffer moves to the heap
     _KEY_FEW_SPANS = 16   # dict/set entries sorted without a heap block
@@ -258,8 +261,8 @@ cdef int _kb_value(_KeyBuf *b, object value, int depth) except -1:
         _kb_int(b, value.days)
         _kb_int(b, value.seconds)
         return _kb_int(b, value.microseconds)
-    # Plain Python objects (RESTAlchemy's filter clauses) without a call into
-    # the twin once their class is known; everything else through _exotic.
+    # Plain Python objects (RESTAlchemy's filter clauses) without a call once
+    # their class is known; everything else through exotic().
     name = _plain_classes.get(cls)
     if name is None:
         name = _plain_class_name(cls)
@@ -313,21 +316,52 @@ def cache_get(entries, value, default):
 
 from cpython.long cimport PyLong_FromVoidPtr
 
-from fastsess._speedups_py import LOCKING_READ, READ_ONLY, statement_kind
-from fastsess._speedups_py import _STATEMENT_KINDS
+LOCKING_READ = _kc.LOCKING_READ
 
 cdef object _MISS = object()
-cdef object _locking_search = LOCKING_READ.search
-cdef dict _statement_kinds = _STATEMENT_KINDS  # the twin's memo, shared
+cdef long long _MAX_ENTRIES = _kc.MAX_ENTRIES_LIMIT
+cdef object _locking_search = _kc.LOCKING_READ.search
+cdef object _read_only_match = _kc.READ_ONLY.match
+cdef tuple _NEITHER = (False, False)
+cdef Py_ssize_t _STATEMENT_KINDS_MAX = _kc.STATEMENT_KINDS_MAX
+cdef Py_ssize_t _STATEMENT_KIND_MAX_LEN = _kc.STATEMENT_KIND_MAX_LEN
+
+# statement -> statement_kind(statement), as the twin's memo (bounded the
+# same way); also a module attribute, for the tests.
+cdef dict _statement_kinds = {}
+_STATEMENT_KINDS = _statement_kinds
+
+
+cdef tuple _statement_kind(object statement):
+    """``statement_kind(statement)``, from the memo when it is there."""
+    cdef object found
+    if type(statement) is not str:
+        return _NEITHER
+    found = _statement_kinds.get(statement)
+    if found is not None:
+        return <tuple>found
+    read_only = _read_only_match(statement) is not None
+    kind = (read_only, read_only and _locking_search(statement) is None)
+    if PyUnicode_GET_LENGTH(statement) <= _STATEMENT_KIND_MAX_LEN:
+        if len(_statement_kinds) >= _STATEMENT_KINDS_MAX:
+            _statement_kinds.clear()
+        _statement_kinds[statement] = kind
+    return kind
+
+
+def statement_kind(statement):
+    """``(read_only, cacheable)`` of a statement (see the twin)."""
+    return _statement_kind(statement)
 
 
 cdef inline bint _cacheable_read(object statement) except -1:
-    """statement_kind(statement)[1], the memo read without a call."""
+    """Whether a read may be served from the cache: statement_kind()[1],
+    with the memo read inline (a cache hit's first step)."""
     if type(statement) is str:
         kind = _statement_kinds.get(statement)
         if kind is not None:
             return (<tuple>kind)[1]
-    return statement_kind(statement)[1]
+    return _statement_kind(statement)[1]
 
 
 cdef inline object _table_name(object table):
@@ -368,8 +402,7 @@ cdef class QueryCacheCore:
     cdef public long long uncacheable
 
     def __init__(self, session, max_entries=1024):
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        _limit(max_entries, "max_entries", 1, _MAX_ENTRIES)
         self._session = session
         self._entries = _ORDERED_DICT()  # digest -> (encoding, result)
         self._engines = {}  # id -> engine of every engine in a key

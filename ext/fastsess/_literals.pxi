@@ -9,8 +9,6 @@ from libc.math cimport isfinite
 from libc.string cimport strchr, strlen
 from cpython.unicode cimport PyUnicode_DecodeASCII
 
-from fastsess._speedups_py import dollar_params as _speedups_py_dollar_params
-
 cdef extern from "Python.h":
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
                                 int *type) except NULL
@@ -78,8 +76,7 @@ def build_literal_insert(table, columns, rows, literal, string_literal, encoding
                          max_bytes):
     """MySQL multi-row INSERT statements with each value written as the
     literal mysqlclient would send (see the twin)."""
-    if type(max_bytes) is not int or max_bytes < 1:
-        raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+    cdef Py_ssize_t limit = _limit(max_bytes, "max_bytes", 1, _MAX_BYTES)
     columns = list(columns)
     if not columns:
         raise ValueError("an insert needs at least one column")
@@ -87,7 +84,6 @@ def build_literal_insert(table, columns, rows, literal, string_literal, encoding
                        + ", ".join([quote_identifier("mysql", c) for c in columns])
                        + ") VALUES ").encode(encoding)
     cdef Py_ssize_t width = len(columns), head_size = len(head), i, j, n
-    cdef Py_ssize_t limit = max_bytes if max_bytes < PY_SSIZE_T_MAX else PY_SSIZE_T_MAX
     cdef bint quick = fast
     cdef bytes codec = encoding.encode("ascii")  # a codec name, for the C call
     rows = list(rows)
@@ -146,12 +142,39 @@ def build_literal_insert(table, columns, rows, literal, string_literal, encoding
 # -- PostgreSQL placeholders (twin: dollar_params) ----------------------------------
 
 
+cdef object _percent_error(str statement, Py_ssize_t i):
+    """The twin's error for a ``%`` at ``i`` followed by neither ``s`` nor ``%``."""
+    return ValueError(f"only %s and %% may follow a % in a built statement, "
+                      f"found {statement[i:i + 2]!r} at {i}")
+
+
+cdef str _dollar_params_text(str statement):
+    """``dollar_params`` for any str: its pieces between the ``%`` codes."""
+    cdef list parts = []
+    cdef Py_ssize_t at = 0, n = 0
+    cdef Py_ssize_t i = statement.find("%")
+    while i >= 0:
+        code = statement[i + 1:i + 2]
+        if code == "s":
+            n += 1
+            parts.append(statement[at:i])
+            parts.append("$" + str(n))
+        elif code == "%":
+            parts.append(statement[at:i + 1])
+        else:
+            raise _percent_error(statement, i)
+        at = i + 2
+        i = statement.find("%", at)
+    parts.append(statement[at:])
+    return "".join(parts)
+
+
 def dollar_params(statement):
     """``%s`` -> ``$1, $2, ..`` and ``%%`` -> ``%`` (see the twin)."""
     if type(statement) is not str:
         raise TypeError(f"expected a str statement, got {type(statement).__name__}")
     if not PyUnicode_IS_ASCII(statement):
-        return _speedups_py_dollar_params(statement)  # names beyond ASCII: rare
+        return _dollar_params_text(statement)  # names beyond ASCII: rare
     cdef const char *p = <const char *>PyUnicode_1BYTE_DATA(statement)
     cdef Py_ssize_t size = PyUnicode_GET_LENGTH(statement), i = 0, n = 0
     cdef _KeyBuf b
@@ -171,7 +194,7 @@ def dollar_params(statement):
             elif i + 1 < size and p[i + 1] == c'%':
                 _kb_put(&b, "%", 1)
             else:
-                return _speedups_py_dollar_params(statement)  # the twin's error
+                raise _percent_error(statement, i)
             i += 2
         return PyUnicode_DecodeASCII(b.data, b.size, NULL)
     finally:

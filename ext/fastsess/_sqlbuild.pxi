@@ -1,45 +1,31 @@
 # SQL statement kernels: quote_identifier, quote_table, build_insert,
-# build_delete (twin: fastsess/_speedups_py.py).
+# build_upsert, build_delete (twin: fastsess/_speedups_py.py).
 #
 # Checks run in the twin's order with its messages.  Where an argument could
-# run Python code (a str subclass, a custom row sequence, an odd max_params),
-# the same Python-level operation is used, in the same order, so results and
-# errors match; the C shortcuts are taken only where no Python code can run.
+# run Python code (a str subclass, a custom row sequence), the same
+# Python-level operation is used, in the same order, so results and errors
+# match; the C shortcuts are taken only where no Python code can run.  The
+# limits are ints in fixed ranges (fastsess._kernels_common), held in C.
 
 import datetime as _datetime
 import decimal as _decimal
-
-from fastsess._speedups_py import _upsert_tail
 
 from cpython.bytearray cimport PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_GET_SIZE
 
 cdef extern from *:
     """
-    /* Statement sizes, exact past 64 bits: a user __len__ may report up to
-       PY_SSIZE_T_MAX, and the twin adds Python ints, which never overflow. */
-    typedef struct { unsigned long long hi, lo; } fs_u128;
+    #include <limits.h>
 
-    static inline fs_u128 fs_u128_add(fs_u128 a, fs_u128 b) {
-        fs_u128 r;
-        r.lo = a.lo + b.lo;
-        r.hi = a.hi + b.hi + (r.lo < a.lo);
-        return r;
+    /* Statement size estimates saturate at LLONG_MAX (the twin's SIZE_CAP):
+       a str subclass's __len__ may report up to PY_SSIZE_T_MAX. */
+    static inline long long fs_size_add(long long a, long long b) {
+        return a > LLONG_MAX - b ? LLONG_MAX : a + b;
     }
 
-    static inline int fs_u128_gt(fs_u128 a, fs_u128 b) {
-        return a.hi > b.hi || (a.hi == b.hi && a.lo > b.lo);
-    }
-
-    /* (n << shift) + c for 0 <= n <= PY_SSIZE_T_MAX, 1 <= shift <= 2. */
-    static inline fs_u128 fs_u128_scaled(Py_ssize_t n, int shift, unsigned long long c) {
-        fs_u128 r, k;
-        unsigned long long u = (unsigned long long)n;
-        r.lo = u << shift;
-        r.hi = u >> (64 - shift);
-        k.hi = 0;
-        k.lo = c;
-        return fs_u128_add(r, k);
+    /* (n << shift) + c for 0 <= n, 1 <= shift <= 2, 0 <= c, saturated. */
+    static inline long long fs_size_scaled(Py_ssize_t n, int shift, long long c) {
+        return n > ((LLONG_MAX - c) >> shift) ? LLONG_MAX : ((long long)n << shift) + c;
     }
 
     /* Store a new reference to item at index i of a list from PyList_New. */
@@ -48,28 +34,18 @@ cdef extern from *:
         PyList_SET_ITEM(list, i, item);
     }
     """
-    ctypedef struct fs_u128:
-        unsigned long long hi
-        unsigned long long lo
-    fs_u128 fs_u128_add(fs_u128 a, fs_u128 b)
-    bint fs_u128_gt(fs_u128 a, fs_u128 b)
-    fs_u128 fs_u128_scaled(Py_ssize_t n, int shift, unsigned long long c)
+    long long fs_size_add(long long a, long long b)
+    long long fs_size_scaled(Py_ssize_t n, int shift, long long c)
     void fs_list_init_item(object lst, Py_ssize_t i, PyObject* item)
 
-# Dialect names the statement builders understand, with their identifier quote.
-cdef dict _QUOTES = {"postgresql": '"', "mysql": "`"}
-# Longest identifier each server keeps (see the twin).
-cdef dict _MAX_IDENT = {"postgresql": 63, "mysql": 64}
-
-cdef enum:
-    # Bytes a statement spends per value on top of the literal itself.
-    _VALUE_OVERHEAD = 4
-    # Bytes assumed for a value that is not text or bytes.
-    _SCALAR_LITERAL = 40
+cdef dict _QUOTES = _kc.QUOTES
+cdef dict _MAX_IDENT = _kc.MAX_IDENT
+cdef long long _VALUE_OVERHEAD = _kc.VALUE_OVERHEAD
+cdef long long _SCALAR_SIZE = _kc.SCALAR_LITERAL + _kc.VALUE_OVERHEAD
+cdef long long _MAX_PARAMS = _kc.MAX_PARAMS_LIMIT
+cdef long long _MAX_BYTES = _kc.MAX_BYTES_LIMIT
 
 cdef tuple _BINARY_TYPES = (bytes, bytearray, memoryview)
-cdef object _U64_MASK = (1 << 64) - 1
-cdef object _U128_LIMIT = 1 << 127
 
 
 cdef tuple _scalar_types():
@@ -147,33 +123,26 @@ cdef inline bint _is_scalar_type(object t):
     return False
 
 
-cdef int _add_literal_size(object value, fs_u128 *acc) except -1:
-    """Add the twin's ``_literal_size(value)`` to ``acc``."""
+cdef long long _literal_size(object value) except -1:
+    """The twin's ``_literal_size(value)`` (saturated, see fs_size_add)."""
     cdef object t = type(value)
-    cdef fs_u128 s
     if t is str:
-        s = fs_u128_scaled(PyUnicode_GET_LENGTH(value), 2, _VALUE_OVERHEAD)
-    elif t is bytes:
-        s = fs_u128_scaled(PyBytes_GET_SIZE(value), 1, 3 + _VALUE_OVERHEAD)
-    elif t is bytearray:
-        s = fs_u128_scaled(PyByteArray_GET_SIZE(value), 1, 3 + _VALUE_OVERHEAD)
-    elif _is_scalar_type(t):
-        s.hi = 0
-        s.lo = _SCALAR_LITERAL + _VALUE_OVERHEAD
-    elif PyObject_IsInstance(value, str):
-        s = fs_u128_scaled(len(value), 2, _VALUE_OVERHEAD)
-    elif PyObject_IsInstance(value, _BINARY_TYPES):
-        s = fs_u128_scaled(len(value), 1, 3 + _VALUE_OVERHEAD)
-    else:
-        s.hi = 0
-        s.lo = _SCALAR_LITERAL + _VALUE_OVERHEAD
-    acc[0] = fs_u128_add(acc[0], s)
-    return 0
+        return fs_size_scaled(PyUnicode_GET_LENGTH(value), 2, _VALUE_OVERHEAD)
+    if t is bytes:
+        return fs_size_scaled(PyBytes_GET_SIZE(value), 1, 3 + _VALUE_OVERHEAD)
+    if t is bytearray:
+        return fs_size_scaled(PyByteArray_GET_SIZE(value), 1, 3 + _VALUE_OVERHEAD)
+    if _is_scalar_type(t):
+        return _SCALAR_SIZE
+    if PyObject_IsInstance(value, str):
+        return fs_size_scaled(len(value), 2, _VALUE_OVERHEAD)
+    if PyObject_IsInstance(value, _BINARY_TYPES):
+        return fs_size_scaled(len(value), 1, 3 + _VALUE_OVERHEAD)
+    return _SCALAR_SIZE
 
 
-cdef int _row_size(object row, fs_u128 base, fs_u128 *out) except -1:
-    """``base`` plus the literal sizes of the values ``for value in row`` gives."""
-    cdef fs_u128 acc = base
+cdef long long _row_size(object row, long long size) except -1:
+    """``size`` plus the literal sizes of the values ``for value in row`` gives."""
     cdef Py_ssize_t i = 0
     cdef object value
     if fs_is_plain_seq(row):
@@ -181,47 +150,18 @@ cdef int _row_size(object row, fs_u128 base, fs_u128 *out) except -1:
         # __len__ may change a list row.
         while i < fs_seq_size(row):
             value = <object>fs_seq_item(row, i)
-            _add_literal_size(value, &acc)
+            size = fs_size_add(size, _literal_size(value))
             i += 1
     else:
         for value in row:
-            _add_literal_size(value, &acc)
-    out[0] = acc
-    return 0
-
-
-cdef fs_u128 _to_u128(object n):
-    """A Python int 0 <= n as fs_u128, clamped to 2**127 - 1 (sizes stay far below)."""
-    cdef fs_u128 r
-    if n >= _U128_LIMIT:
-        n = _U128_LIMIT - 1
-    r.hi = PyLong_AsUnsignedLongLong(n >> 64)
-    r.lo = PyLong_AsUnsignedLongLong(n & _U64_MASK)
-    return r
-
-
-cdef object _from_u128(fs_u128 v):
-    return (PyLong_FromUnsignedLongLong(v.hi) << 64) | PyLong_FromUnsignedLongLong(v.lo)
-
-
-cdef object _literal_size_generic(object value):
-    """The twin's ``_literal_size`` with Python ints."""
-    cdef object n
-    if PyObject_IsInstance(value, str):
-        n = len(value)
-        return 4 * n + _VALUE_OVERHEAD
-    if PyObject_IsInstance(value, _BINARY_TYPES):
-        n = len(value)
-        return 2 * n + 3 + _VALUE_OVERHEAD
-    return _SCALAR_LITERAL + _VALUE_OVERHEAD
+            size = fs_size_add(size, _literal_size(value))
+    return size
 
 
 # -- chunking ----------------------------------------------------------------
 
-cdef object _chunk_limits(Py_ssize_t width, object max_params):
+cdef Py_ssize_t _chunk_limits(Py_ssize_t width, Py_ssize_t max_params) except -1:
     """Rows one statement may carry given ``width`` bound values per row."""
-    if max_params < 1:
-        raise ValueError(f"max_params must be at least 1, got {max_params}")
     if width > max_params:
         raise ValueError(
             f"a row needs {width} parameters, more than the {max_params} one statement can carry"
@@ -229,106 +169,51 @@ cdef object _chunk_limits(Py_ssize_t width, object max_params):
     return max_params // width
 
 
-cdef list _chunks_generic(list rows, object per_chunk, object max_bytes,
-                          object head_size, object row_text_size):
-    """The twin's chunking, operation for operation, for arguments that are
-    not plain ints (floats, bools, NumPy integers ...).  Lists of rows."""
-    cdef list chunks, current
-    cdef object size, row_size, value, indices
-    if not max_bytes:
-        # Python's range() and slicing, whatever per_chunk turns out to be.
-        indices = range(0, len(rows), per_chunk)
-        return [rows[slice(i, i + per_chunk)] for i in indices]
-    chunks = []
-    current = []
-    size = head_size
-    for row in rows:
-        row_size = row_text_size
-        for value in row:
-            row_size += _literal_size_generic(value)
-        if head_size + row_size > max_bytes:
-            raise ValueError(
-                f"a row needs about {head_size + row_size} bytes, "
-                f"more than the {max_bytes} one statement can carry"
-            )
-        if current and (len(current) == per_chunk or size + row_size > max_bytes):
-            chunks.append(current)
-            current = []
-            size = head_size
-        current.append(row)
-        size += row_size
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-cdef tuple _chunks(object rows, Py_ssize_t width, object max_params, object max_bytes,
-                   object head_size, Py_ssize_t row_text_size):
+cdef tuple _chunks(object rows, Py_ssize_t width, Py_ssize_t max_params, long long max_bytes,
+                   long long head_size, long long row_text_size):
     """Split ``rows`` into groups that each fit one statement (twin: ``_chunks``).
 
     Returns ``(rows, bounds)``: a list of rows and the indices where each
     group starts, ending with ``len(rows)``; group ``j`` is
     ``rows[bounds[j]:bounds[j + 1]]``.
     """
-    per_chunk = _chunk_limits(width, max_params)
+    cdef Py_ssize_t per_chunk = _chunk_limits(width, max_params)
     cdef list rows_list = list(rows)
-    cdef Py_ssize_t i = 0, n, pc, count, start
-    cdef list bounds
+    cdef Py_ssize_t i = 0, n, count, start
+    cdef long long size, row_size
+    cdef list bounds = [0]
     for row in rows_list:
         if (fs_seq_size(row) if fs_is_plain_seq(row) else len(row)) != width:
             raise ValueError(f"row {i} has {len(row)} values, expected {width}")
         i += 1
     n = len(rows_list)
 
-    if not (
-        PyLong_CheckExact(per_chunk)
-        and per_chunk >= 1
-        and (max_bytes is None or PyLong_CheckExact(max_bytes))
-    ):
-        chunks = _chunks_generic(rows_list, per_chunk, max_bytes, head_size, row_text_size)
-        rows_list = []
-        bounds = [0]
-        for chunk in chunks:
-            rows_list.extend(chunk)
-            bounds.append(len(rows_list))
-        return rows_list, bounds
-
-    # A group never holds more than n <= PY_SSIZE_T_MAX rows, so a larger
-    # per_chunk acts like PY_SSIZE_T_MAX.
-    pc = per_chunk if per_chunk < PY_SSIZE_T_MAX else PY_SSIZE_T_MAX
-    bounds = [0]
-    if max_bytes is None or max_bytes == 0:
+    if max_bytes == 0:
         start = 0
-        while n - start > pc:
-            start += pc
+        while n - start > per_chunk:
+            start += per_chunk
             bounds.append(start)
         if n:
             bounds.append(n)
         return rows_list, bounds
 
-    cdef bint exceeded_by_all = max_bytes < 0
-    cdef fs_u128 limit, head, size, row_size, base, total
-    limit = _to_u128(0 if exceeded_by_all else max_bytes)
-    head = _to_u128(head_size)
-    base.hi = 0
-    base.lo = <unsigned long long>row_text_size
-    size = head
+    # ``size`` never passes max_bytes: a row is added only where it fits.
+    size = head_size
     count = 0
     i = 0
     for row in rows_list:
-        _row_size(row, base, &row_size)
-        total = fs_u128_add(head, row_size)
-        if exceeded_by_all or fs_u128_gt(total, limit):
+        row_size = _row_size(row, row_text_size)
+        if fs_size_add(head_size, row_size) > max_bytes:
             raise ValueError(
-                f"a row needs about {_from_u128(total)} bytes, "
+                f"a row needs about {fs_size_add(head_size, row_size)} bytes, "
                 f"more than the {max_bytes} one statement can carry"
             )
-        if count and (count == pc or fs_u128_gt(fs_u128_add(size, row_size), limit)):
+        if count and (count == per_chunk or fs_size_add(size, row_size) > max_bytes):
             bounds.append(i)
             count = 0
-            size = head
+            size = head_size
         count += 1
-        size = fs_u128_add(size, row_size)
+        size += row_size
         i += 1
     if count:
         bounds.append(n)
@@ -394,11 +279,10 @@ cdef object _statement(object head, str group, Py_ssize_t k, str tail):
     cdef Py_ssize_t hl, tl, body
     cdef Py_UCS1 *p
     cdef bint ascii_head
-    if (
-        type(head) is str
-        and k >= 1
-        and k <= (PY_SSIZE_T_MAX // 2 - PyUnicode_GET_LENGTH(head)) // (PyUnicode_GET_LENGTH(group) + 2)
-    ):
+    # k >= 1 and k * (len(group) + 2) stays small (k * width <= max_params).
+    # The tail is copied as ASCII bytes: an upsert's clause may name a
+    # non-ASCII column.
+    if type(head) is str and (tail is None or PyUnicode_IS_ASCII(tail)):
         hl = PyUnicode_GET_LENGTH(head)
         tl = 0 if tail is None else PyUnicode_GET_LENGTH(tail)
         body = k * (PyUnicode_GET_LENGTH(group) + 2) - 2
@@ -415,8 +299,8 @@ cdef object _statement(object head, str group, Py_ssize_t k, str tail):
         if tl:
             memcpy(p + hl + body, PyUnicode_1BYTE_DATA(tail), tl)
         return text if ascii_head else head + text
-    # An exotic head (a str subclass's __add__ made it), an empty group or a
-    # statement too long for one str: Python's own operations and errors.
+    # An exotic head (a str subclass's __add__ made it) or a non-ASCII tail:
+    # Python's own operations.
     text = head + ", ".join([group] * k)
     return text if tail is None else text + tail
 
@@ -443,20 +327,58 @@ def build_insert(dialect, table, columns, rows, max_params, max_bytes=0):
     Returns a list of ``(statement, params)`` pairs, one per chunk, each
     statement a single ``INSERT INTO t (..) VALUES (..), (..)`` with ``%s``
     placeholders and ``params`` the flat list of values.  An empty ``rows``
-    gives an empty list.
+    gives an empty list.  ``max_params`` and ``max_bytes`` (0: no byte limit)
+    bound each statement; see ``fastsess._kernels_common`` for their ranges.
     """
-    return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, "")
+    cdef Py_ssize_t params = _limit(max_params, "max_params", 1, _MAX_PARAMS)
+    cdef long long nbytes = _limit(max_bytes, "max_bytes", 0, _MAX_BYTES)
+    return _insert_statements(dialect, table, columns, rows, params, nbytes, "")
 
 
 def build_upsert(dialect, table, columns, rows, key_columns, update_columns, max_params,
                  max_bytes=0):
     """``build_insert`` statements that update the existing row on a conflict
-    (the clause itself comes from the twin's ``_upsert_tail``: not a hot path)."""
+    (see the twin for the clause)."""
+    cdef Py_ssize_t params = _limit(max_params, "max_params", 1, _MAX_PARAMS)
+    cdef long long nbytes = _limit(max_bytes, "max_bytes", 0, _MAX_BYTES)
     tail = _upsert_tail(dialect, columns, key_columns, update_columns)
-    return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, tail)
+    return _insert_statements(dialect, table, columns, rows, params, nbytes, tail)
 
 
-cdef list _insert_statements(dialect, table, columns, rows, max_params, max_bytes, str tail):
+cdef str _upsert_tail(dialect, columns, key_columns, update_columns):
+    """The conflict clause of an upsert (twin: ``_upsert_tail``)."""
+    columns = list(columns)
+    key_columns = list(key_columns)
+    if not key_columns:
+        raise ValueError("an upsert needs at least one key column")
+    for name in key_columns:
+        if name not in columns:
+            raise ValueError(f"key column {name!r} is not among the inserted columns")
+    if update_columns is None:
+        update_columns = [c for c in columns if c not in key_columns]
+    else:
+        update_columns = list(update_columns)
+        for name in update_columns:
+            if name not in columns:
+                raise ValueError(f"update column {name!r} is not among the inserted columns")
+    updates = [_quote_identifier(dialect, c) for c in update_columns]
+    if dialect == "postgresql":
+        target = ", ".join([_quote_identifier(dialect, c) for c in key_columns])
+        if updates:
+            tail = (f" ON CONFLICT ({target}) DO UPDATE SET "
+                    + ", ".join([f"{c} = EXCLUDED.{c}" for c in updates]))
+        else:
+            tail = f" ON CONFLICT ({target}) DO NOTHING"
+    elif updates:
+        tail = " ON DUPLICATE KEY UPDATE " + ", ".join([f"{c} = VALUES({c})" for c in updates])
+    else:  # assigning a key column to itself changes nothing
+        key = _quote_identifier(dialect, key_columns[0])
+        tail = f" ON DUPLICATE KEY UPDATE {key} = {key}"
+    return tail.replace("%", "%%")  # a % in a name is literal
+
+
+cdef list _insert_statements(dialect, table, columns, rows, Py_ssize_t max_params,
+                             long long max_bytes, str tail):
     """``INSERT INTO t (..) VALUES (..), (..)`` + ``tail`` per chunk of rows."""
     columns = list(columns)
     if not columns:
@@ -470,8 +392,8 @@ cdef list _insert_statements(dialect, table, columns, rows, max_params, max_byte
     ).replace("%", "%%")  # statements run with parameters: a % in a name is literal
     cdef Py_ssize_t width = len(columns)
     cdef str group = "(" + ", ".join(["%s"] * width) + ")"
-    rows_list, bounds = _chunks(rows, width, max_params, max_bytes, len(head) + len(tail),
-                                len(group) + 2)
+    rows_list, bounds = _chunks(rows, width, max_params, max_bytes,
+                                fs_size_add(len(head), len(tail)), len(group) + 2)
     return _statements(head, group, tail or None, rows_list, bounds)
 
 
@@ -482,7 +404,10 @@ def build_delete(dialect, table, key_columns, keys, max_params, max_bytes=0):
     order.  One key column gives ``DELETE FROM t WHERE k IN (%s, ..)``; a
     composite key gives ``WHERE (a, b) IN ((%s, %s), ..)``.  Returns a list of
     ``(statement, params)`` pairs; an empty ``keys`` gives an empty list.
+    The limits are those of ``build_insert``.
     """
+    cdef Py_ssize_t params = _limit(max_params, "max_params", 1, _MAX_PARAMS)
+    cdef long long nbytes = _limit(max_bytes, "max_bytes", 0, _MAX_BYTES)
     key_columns = list(key_columns)
     if not key_columns:
         raise ValueError("a delete by key needs at least one key column")
@@ -504,6 +429,6 @@ def build_delete(dialect, table, key_columns, keys, max_params, max_bytes=0):
         )
         group = "(" + ", ".join(["%s"] * width) + ")"
     head = head.replace("%", "%%")  # a % in a name is literal, as in build_insert
-    cdef object head_size = len(head)
-    rows_list, bounds = _chunks(keys, width, max_params, max_bytes, head_size + 1, len(group) + 2)
+    rows_list, bounds = _chunks(keys, width, params, nbytes, fs_size_add(len(head), 1),
+                                len(group) + 2)
     return _statements(head, group, ")", rows_list, bounds)

@@ -2,7 +2,9 @@
 
 ``FASTSESS_PURE_PYTHON=1`` selects the twin.  ``FASTSESS_REQUIRE_EXTENSION=1``
 makes a missing or broken extension an ImportError instead of a fallback.
-Everything else in fastsess imports kernels from here, never directly.
+Every name below is the chosen module's own object (what the two share lives
+in ``fastsess._kernels_common``; neither imports the other).  Everything else
+in fastsess imports kernels from here, never directly.
 """
 
 from __future__ import annotations

@@ -2,7 +2,10 @@
 
 Both modules expose the same names, take the same arguments and raise the
 same exceptions with the same messages; ``tests/test_kernels_diff.py`` holds
-them to that.  Only ``fastsess._impl`` should import either of them.
+them to that.  Each is a whole implementation: neither imports the other.
+What they share (constants, the limit checks, the cache-key encoding of
+subclasses and plain objects) is in ``fastsess._kernels_common``.  Only
+``fastsess._impl`` should import either of them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import collections
 import datetime
 import decimal
-import enum
 import math
 import os
 import re
@@ -21,21 +23,25 @@ import uuid
 
 import xxhash
 
+from ._kernels_common import (
+    LOCKING_READ,
+    MAX_BYTES_LIMIT,
+    MAX_ENTRIES_LIMIT,
+    MAX_IDENT,
+    MAX_PARAMS_LIMIT,
+    QUOTES,
+    READ_ONLY,
+    SCALAR_LITERAL,
+    SIZE_CAP,
+    STATEMENT_KIND_MAX_LEN,
+    STATEMENT_KINDS_MAX,
+    VALUE_OVERHEAD,
+    check_limit,
+    exotic,
+    plain_class_name,
+)
+
 __impl__ = "python"
-
-# Dialect names the statement builders understand, with their identifier quote.
-_QUOTES = {"postgresql": '"', "mysql": "`"}
-# Longest identifier each server keeps (PostgreSQL NAMEDATALEN - 1 bytes,
-# MySQL/MariaDB 64 characters); a longer one is silently truncated by
-# PostgreSQL, so refuse it rather than address another object.
-_MAX_IDENT = {"postgresql": 63, "mysql": 64}
-
-# Bytes a statement spends per value on top of the literal itself: the
-# separator and quotes or the placeholder's share (``%s, `` -> ``'...', ``).
-_VALUE_OVERHEAD = 4
-# Bytes assumed for a value that is not text or bytes (numbers, dates, UUIDs,
-# Decimal): their literal forms stay well below this.
-_SCALAR_LITERAL = 40
 
 
 def row_to_dict(names, row):
@@ -67,7 +73,7 @@ def quote_identifier(dialect, name):
     Refuses (ValueError) what could not be quoted safely or would name another
     object: empty names, NUL, the dialect's quote character, over-long names.
     """
-    quote = _QUOTES.get(dialect)
+    quote = QUOTES.get(dialect)
     if quote is None:
         raise ValueError(f"unknown dialect {dialect!r}, expected one of: mysql, postgresql")
     if not isinstance(name, str):
@@ -78,7 +84,7 @@ def quote_identifier(dialect, name):
         raise ValueError(f"identifier {name!r} contains a NUL character")
     if quote in name:
         raise ValueError(f"identifier {name!r} contains the quote character {quote}")
-    limit = _MAX_IDENT[dialect]
+    limit = MAX_IDENT[dialect]
     size = len(name.encode("utf-8")) if dialect == "postgresql" else len(name)
     if size > limit:
         unit = "bytes" if dialect == "postgresql" else "characters"
@@ -98,17 +104,21 @@ def _literal_size(value):
     if isinstance(value, str):
         # Worst case: 4 UTF-8 bytes per character, each escaped (x2 is not
         # needed for multi-byte characters, x4 covers both cases).
-        return 4 * len(value) + _VALUE_OVERHEAD
+        return 4 * len(value) + VALUE_OVERHEAD
     if isinstance(value, (bytes, bytearray, memoryview)):
         # Escaped binary can double; a hex literal doubles plus a prefix.
-        return 2 * len(value) + 3 + _VALUE_OVERHEAD
-    return _SCALAR_LITERAL + _VALUE_OVERHEAD
+        return 2 * len(value) + 3 + VALUE_OVERHEAD
+    return SCALAR_LITERAL + VALUE_OVERHEAD
+
+
+def _check_limits(max_params, max_bytes):
+    """The builders' limits: see ``fastsess._kernels_common``."""
+    check_limit("max_params", max_params, 1, MAX_PARAMS_LIMIT)
+    check_limit("max_bytes", max_bytes, 0, MAX_BYTES_LIMIT)
 
 
 def _chunk_limits(width, max_params):
     """Rows one statement may carry given ``width`` bound values per row."""
-    if max_params < 1:
-        raise ValueError(f"max_params must be at least 1, got {max_params}")
     if width > max_params:
         raise ValueError(
             f"a row needs {width} parameters, more than the {max_params} one statement can carry"
@@ -120,7 +130,7 @@ def _chunks(rows, width, max_params, max_bytes, head_size, row_text_size):
     """Split ``rows`` into lists of rows that each fit one statement.
 
     A chunk holds at most ``max_params // width`` rows and, when
-    ``max_bytes`` is given (MySQL's ``max_allowed_packet``), at most as many
+    ``max_bytes`` is not 0 (MySQL's ``max_allowed_packet``), at most as many
     rows as the estimated statement size allows.  Every row is checked for
     ``width`` values first, so a bad row fails before any chunk is returned.
     """
@@ -139,8 +149,9 @@ def _chunks(rows, width, max_params, max_bytes, head_size, row_text_size):
         for value in row:
             row_size += _literal_size(value)
         if head_size + row_size > max_bytes:
+            # Capped as the compiled module's 64-bit sum is (see SIZE_CAP).
             raise ValueError(
-                f"a row needs about {head_size + row_size} bytes, "
+                f"a row needs about {min(head_size + row_size, SIZE_CAP)} bytes, "
                 f"more than the {max_bytes} one statement can carry"
             )
         if current and (len(current) == per_chunk or size + row_size > max_bytes):
@@ -160,8 +171,10 @@ def build_insert(dialect, table, columns, rows, max_params, max_bytes=0):
     Returns a list of ``(statement, params)`` pairs, one per chunk, each
     statement a single ``INSERT INTO t (..) VALUES (..), (..)`` with ``%s``
     placeholders and ``params`` the flat list of values.  An empty ``rows``
-    gives an empty list.
+    gives an empty list.  ``max_params`` and ``max_bytes`` (0: no byte limit)
+    bound each statement; see ``fastsess._kernels_common`` for their ranges.
     """
+    _check_limits(max_params, max_bytes)
     return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, "")
 
 
@@ -174,12 +187,13 @@ def build_upsert(dialect, table, columns, rows, key_columns, update_columns, max
     None means every column not in ``key_columns``; an empty list leaves the
     existing rows as they are (``DO NOTHING``; on MySQL a no-op assignment).
     """
+    _check_limits(max_params, max_bytes)
     tail = _upsert_tail(dialect, columns, key_columns, update_columns)
     return _insert_statements(dialect, table, columns, rows, max_params, max_bytes, tail)
 
 
 def _upsert_tail(dialect, columns, key_columns, update_columns):
-    """The conflict clause of an upsert (the compiled module calls this too)."""
+    """The conflict clause of an upsert."""
     columns = list(columns)
     key_columns = list(key_columns)
     if not key_columns:
@@ -248,10 +262,10 @@ def build_literal_insert(table, columns, rows, literal, string_literal, encoding
     appended when it has no exponent.  Every other value goes through
     ``literal(value)``.  Each statement is at most ``max_bytes`` long; a row
     that cannot fit one statement is a ValueError, as is a row with the wrong
-    number of values (checked before anything is built).
+    number of values (checked before anything is built).  ``max_bytes`` is
+    an int from 1 to ``fastsess._kernels_common.MAX_BYTES_LIMIT``.
     """
-    if type(max_bytes) is not int or max_bytes < 1:
-        raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+    check_limit("max_bytes", max_bytes, 1, MAX_BYTES_LIMIT)
     columns = list(columns)
     if not columns:
         raise ValueError("an insert needs at least one column")
@@ -314,7 +328,9 @@ def build_delete(dialect, table, key_columns, keys, max_params, max_bytes=0):
     order.  One key column gives ``DELETE FROM t WHERE k IN (%s, ..)``; a
     composite key gives ``WHERE (a, b) IN ((%s, %s), ..)``.  Returns a list of
     ``(statement, params)`` pairs; an empty ``keys`` gives an empty list.
+    The limits are those of ``build_insert``.
     """
+    _check_limits(max_params, max_bytes)
     key_columns = list(key_columns)
     if not key_columns:
         raise ValueError("a delete by key needs at least one key column")
@@ -391,37 +407,9 @@ def dollar_params(statement):
 # collision costs a miss, never a wrong answer.
 
 _MAX_DEPTH = 64
-_MAX_LEN = 0xFFFF_FFFF
+_MAX_LEN = 0xFFFF_FFFF  # lengths are written in 4 bytes
 _pack_double = struct.Struct(">d").pack
 _pack_len = struct.Struct("<I").pack
-_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class created at run time
-_BUILTIN_FUNCTION = type(object.__new__)
-
-# A subclass of one of these is encoded as b"x", its qualified name, then its
-# value converted to the base (first match wins: datetime before date).  The
-# builtins are what query inputs subclass (IntEnum, str enums, namedtuples);
-# the rest are here because their subclasses (freezegun's FakeDatetime, a
-# Decimal subclass) keep the value in C fields, which b"o" would not see.
-_SUBCLASSED = (
-    (int, int),
-    (float, float),
-    (str, str.__str__),
-    (bytes, bytes),
-    (tuple, tuple),
-    (list, list),
-    (dict, dict),
-    (bytearray, bytearray),
-    (set, set),
-    (frozenset, frozenset),
-    (decimal.Decimal, decimal.Decimal),
-    (datetime.datetime, lambda v: datetime.datetime.combine(v, v.timetz())),
-    (datetime.date, lambda v: datetime.date(v.year, v.month, v.day)),
-    (datetime.time, lambda v: datetime.time(v.hour, v.minute, v.second, v.microsecond, v.tzinfo, fold=v.fold)),
-    (datetime.timedelta, lambda v: datetime.timedelta(v.days, v.seconds, v.microseconds)),
-)
-
-
-_SUBCLASSED_BASES = tuple(base for base, _ in _SUBCLASSED)
 
 
 def _too_deep():
@@ -451,105 +439,6 @@ def _put_sorted(out, entries):
     entries.sort()
     for entry in entries:
         out += entry
-
-
-def _slot_names(cls):
-    """Attribute names of the value slots ``cls`` and its bases declare."""
-    names = []
-    for c in cls.__mro__:
-        slots = c.__dict__.get("__slots__", ())
-        for name in (slots,) if isinstance(slots, str) else slots:
-            if name in ("__dict__", "__weakref__"):
-                continue
-            if name.startswith("__") and not name.endswith("__") and c.__name__.lstrip("_"):
-                name = "_" + c.__name__.lstrip("_") + name  # private names are mangled
-            names.append(name)
-    return names
-
-
-def _state_is_visible(cls):
-    """Whether instances of ``cls`` keep all their state where Python sees it
-    (``__dict__`` and slots): every class above ``object`` is a Python class
-    without a C ``__new__``.  A bare ``object()`` has only its identity."""
-    if cls is object:
-        return False
-    for c in cls.__mro__[:-1]:
-        if not c.__flags__ & _HEAPTYPE or type(c.__dict__.get("__new__")) is _BUILTIN_FUNCTION:
-            return False
-    return True
-
-
-def _object_state(value):
-    """The attributes of an instance of a Python class as a dict, or None.
-
-    None when some class above ``object`` is a C type (or has a C ``__new__``,
-    as functools.partial does): such instances keep state that ``__dict__``
-    does not show, so functions, exceptions or partials would all collide.
-    """
-    cls = type(value)
-    if not _state_is_visible(cls):
-        return None
-    attrs = getattr(value, "__dict__", None)
-    slots = {}
-    for name in _slot_names(cls):
-        try:
-            slots[name] = getattr(value, name)
-        except AttributeError:  # an unset slot
-            pass
-    if attrs is None:
-        return slots
-    if slots:
-        # A slot hides a __dict__ entry of the same name, as it does for getattr().
-        attrs = {**attrs, **slots}
-    return attrs
-
-
-# Classes whose instances are fully described by their ``__dict__`` (no
-# slots, no C-level state; see _object_state), memoized as class -> qualified
-# name, or "" for a class that is not such a class.  The compiled module reads
-# this dict first, so the common case (RESTAlchemy filter objects) is encoded
-# without calling back into Python.  Bounded: classes made at run time must
-# not grow it without limit.
-_PLAIN_CLASSES = {}
-_PLAIN_CLASSES_MAX = 4096
-
-
-def _plain_class_name(cls):
-    """Qualified name of ``cls`` if its instances are fully described by their
-    ``__dict__``, else "" (memoized in _PLAIN_CLASSES)."""
-    name = _PLAIN_CLASSES.get(cls)
-    if name is None:
-        name = ""
-        if (not issubclass(cls, _SUBCLASSED_BASES) and not issubclass(cls, enum.Enum)
-                and not _slot_names(cls) and cls.__dictoffset__ != 0 and _state_is_visible(cls)):
-            name = f"{cls.__module__}.{cls.__qualname__}"
-        if len(_PLAIN_CLASSES) >= _PLAIN_CLASSES_MAX:
-            _PLAIN_CLASSES.clear()
-        _PLAIN_CLASSES[cls] = name
-    return name
-
-
-def _exotic(value):
-    """``(tag, type name, stand-in)`` for a value of none of the exact types:
-    b"x" and the value converted to its base for a subclass of a supported
-    type (an Enum member: its value), b"o" and the attributes for an instance
-    of a Python class; TypeError for anything else.
-
-    The compiled module calls this function too: the slow path has one source.
-    """
-    cls = type(value)
-    for base, convert in _SUBCLASSED:
-        if issubclass(cls, base):
-            tag, inner = b"x", convert(value)
-            break
-    else:
-        if issubclass(cls, enum.Enum):
-            tag, inner = b"x", value._value_
-        else:
-            tag, inner = b"o", _object_state(value)
-            if inner is None:
-                raise TypeError(f"cannot build a cache key from a {cls.__name__}")
-    return tag, f"{cls.__module__}.{cls.__qualname__}", inner
 
 
 def _put(out, value, depth):
@@ -625,11 +514,11 @@ def _put(out, value, depth):
     elif cls is datetime.timedelta:
         out += b"R(\x03\x00\x00\x00i%d;i%d;i%d;" % (value.days, value.seconds, value.microseconds)
     else:
-        name = _plain_class_name(cls)
-        if name:  # the same bytes _exotic gives, without its general walk
+        name = plain_class_name(cls)
+        if name:  # the same bytes exotic() gives, without its general walk
             tag, inner = b"o", value.__dict__
         else:
-            tag, name, inner = _exotic(value)
+            tag, name, inner = exotic(value)
         if depth >= _MAX_DEPTH:
             raise _too_deep()
         _put_text(out, tag, name)
@@ -679,21 +568,12 @@ def cache_get(entries, value, default):
 
 # -- the query cache's hot path ---------------------------------------------------------
 
-#: Read clauses that lock rows: such reads are never served from the cache.
-LOCKING_READ = re.compile(
-    r"\bFOR\s+(UPDATE|SHARE|NO\s+KEY\s+UPDATE|KEY\s+SHARE)\b|\bLOCK\s+IN\s+SHARE\s+MODE\b", re.I)
-
-#: Statements that only read: anything else run through a session empties its cache.
-READ_ONLY = re.compile(r"\s*(\(\s*)*(SELECT|SHOW|EXPLAIN|DESCRIBE|DESC)\b", re.I)
-
 _MISS = object()
 
 # statement -> (reads only, and may be cached): services run the same few
 # statements over and over, and two regex scans cost more than a cache hit.
-# Only short statements are kept (a batch INSERT can be megabytes).
+# Bounded by STATEMENT_KINDS_MAX and STATEMENT_KIND_MAX_LEN.
 _STATEMENT_KINDS = {}
-_STATEMENT_KINDS_MAX = 4096
-_STATEMENT_KIND_MAX_LEN = 4096
 
 
 def statement_kind(statement):
@@ -704,8 +584,8 @@ def statement_kind(statement):
     if kind is None:
         read_only = READ_ONLY.match(statement) is not None
         kind = (read_only, read_only and LOCKING_READ.search(statement) is None)
-        if len(statement) <= _STATEMENT_KIND_MAX_LEN:
-            if len(_STATEMENT_KINDS) >= _STATEMENT_KINDS_MAX:
+        if len(statement) <= STATEMENT_KIND_MAX_LEN:
+            if len(_STATEMENT_KINDS) >= STATEMENT_KINDS_MAX:
                 _STATEMENT_KINDS.clear()
             _STATEMENT_KINDS[statement] = kind
     return kind
@@ -727,8 +607,7 @@ class QueryCacheCore:
                  "uncacheable")
 
     def __init__(self, session, max_entries=1024):
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be at least 1, got {max_entries}")
+        check_limit("max_entries", max_entries, 1, MAX_ENTRIES_LIMIT)
         self._session = session
         self._entries = collections.OrderedDict()  # digest -> (encoding, result)
         self._engines = {}  # id -> engine of every engine in a key
