@@ -1,6 +1,6 @@
 """The current session on contextvars: per task and thread, and what children see.
 
-The rule under test (fastsess.context): a current session is seen only by
+The rule under test (fastsess.current): a current session is seen only by
 the task or thread that made it current; child tasks and threads start with
 none and open their own; sharing is explicit (session_scope(session=s)).
 """

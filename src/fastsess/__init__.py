@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from . import errors
 from ._impl import __impl__
+from .atomic import atomic, in_atomic_block, on_commit
 from .cache import SessionQueryCache
-from .config import configure_session, get_session_config
-from .context import SessionContextStorage
+from .config import get_session_config
+from .current import SessionContextStorage, SessionThreadStorage
 from .engine import Engine, create_engine
+from .errors import (SessionConflict, SessionNotFound, TransactionAborted,
+                     TransactionManagementError)
 from .monitoring import check_sessions, get_session_stats, reset_session_stats
 from .params import Json
 from .registry import (EngineFactory, configure_factory, destroy_all_engines, destroy_engine,
                        engine_factory, get_engine)
 from .result import Result
 from .retry import is_retryable
-from .scope import session_manager
-from .scopes import current_session, retrying, session_scope, with_session
-from .session import Session
-from .storage import SessionConflict, SessionNotFound, SessionThreadStorage
-from .transaction import (TransactionAborted, TransactionManagementError, atomic,
-                          in_atomic_block, on_commit)
+from .scopes import configure_session, current_session, retrying, session_scope, with_session
+from .session import Session, session_manager
 from .url import DatabaseURL
 
 __version__ = "0.1.0"

@@ -1,4 +1,6 @@
-"""Process-wide defaults of the session scopes: ``configure_session``.
+"""Process-wide defaults of the session scopes, as data: ``settings``, set
+by ``fastsess.configure_session`` (``fastsess.scopes``), read with
+``get_session_config()``.
 
 ``session_scope``, ``with_session``, ``atomic`` and ``retrying`` read these
 at each call, so a change applies to scopes entered afterwards (also by
@@ -8,7 +10,6 @@ overrides the default for that call only.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 
@@ -50,40 +51,23 @@ class SessionSettings:
 
 settings = SessionSettings()
 DEFAULTS = SessionSettings().as_dict()
-_lock = threading.Lock()
+#: Held while the settings change.
+lock = threading.Lock()
 
 
-def configure_session(**options) -> dict:
-    """Set the defaults of the session scopes; returns all of them.
-
-    Options (defaults in brackets): ``auto_commit`` [True], ``auto_rollback``
-    [True], ``enable_monitoring`` [False]: commit/rollback latency
-    percentiles in ``get_session_stats()``, ``log_level`` [None]: a level
-    name or number set on the ``fastsess`` logger (``"DEBUG"`` logs every
-    statement on the ``fastsess.statements`` logger), ``log_parameters``
-    [False]: show parameter values in that log instead of redacting them,
-    ``retry_attempts`` [0]: how many times a unit of work that failed with a
-    retryable error is run again (see ``fastsess.retry``), ``retry_delay``
-    [0.1 s] and ``retry_max_delay`` [2.0 s]: the backoff, ``track_leaks``
-    [False] and ``leak_threshold`` [None]: leak warnings (see
-    ``fastsess.monitoring``).  Unknown names raise ``TypeError``; bad values
-    ``ValueError`` (nothing is changed then).
-    """
+def update(options: dict) -> dict:
+    """Check ``options`` (all or none: unknown names raise ``TypeError``, bad
+    values ``ValueError``) and set them; returns the checked values.  The
+    caller holds ``lock`` (``fastsess.scopes.configure_session`` also
+    applies the logging and monitoring side of them)."""
     unknown = set(options) - set(SessionSettings.__slots__)
     if unknown:
         raise TypeError(f"unknown session option(s) {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(SessionSettings.__slots__)}")
     checked = {name: _check(name, value) for name, value in options.items()}
-    with _lock:
-        for name, value in checked.items():
-            setattr(settings, name, value)
-        if "log_level" in checked and checked["log_level"] is not None:
-            logging.getLogger("fastsess").setLevel(checked["log_level"])
-        if checked.keys() & {"enable_monitoring", "track_leaks", "leak_threshold"}:
-            from . import monitoring  # monitoring imports the engines; config must not at import
-
-            monitoring._apply(settings)
-        return settings.as_dict()
+    for name, value in checked.items():
+        setattr(settings, name, value)
+    return checked
 
 
 def get_session_config() -> dict:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 
+from .current import SessionThreadStorage
 from .drivers import get_adapter
 from .errors import EngineClosed
 from .pool import Pool
-from .scope import session_manager
-from .session import Session
-from .storage import SessionThreadStorage
+from .session import Session, session_manager
 from .url import DatabaseURL
 
 # Engine options that configure the pool, with their defaults.

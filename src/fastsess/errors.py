@@ -9,6 +9,8 @@ whether running the whole transaction again may succeed.
     +-- EngineNotFound (also ValueError, as RESTAlchemy's factory raises)
     +-- EngineClosed
     +-- SessionClosed
+    +-- SessionNotFound                     no session stored or current (get_session, current_session)
+    +-- SessionConflict                     a session is already stored for this thread or task
     +-- PoolError
     |   +-- PoolTimeout
     |   +-- PoolTooManyWaiting
@@ -63,6 +65,15 @@ class EngineClosed(FastsessError):
 
 class SessionClosed(FastsessError):
     """A closed session was used where it cannot take a fresh connection."""
+
+
+class SessionNotFound(FastsessError):
+    """No session is stored (``SessionThreadStorage.get_session``) or current
+    (``current_session``) for this thread or task."""
+
+
+class SessionConflict(FastsessError):
+    """A session is already stored for this thread or task."""
 
 
 class PoolError(FastsessError):

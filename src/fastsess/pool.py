@@ -1,4 +1,4 @@
-"""A thread-safe connection pool for any DB-API driver adapter.
+"""Connection pools for any driver adapter.
 
 Checkout and checkin send nothing to the server when nothing needs saying:
 a connection is rolled back on checkin only when it is inside a
@@ -9,6 +9,13 @@ socket shows (``fastsess._impl.socket_state``; the adapter judges what it
 finds).  Such a connection, and any marked broken, is discarded and never
 handed out again.  Idle and over-age connections are closed by a reaper
 thread and on the way through checkout.
+
+``PoolState`` is the bookkeeping, with no I/O and no locking of its own:
+which connections are idle, how many exist and are in use, what a checkout
+may take and a checkin may keep, the counters.  ``Pool`` is the threaded
+shell around it: a lock and a condition to wait on, the driver calls
+(connect, reset, close) and the reaper.  An asynchronous shell keeps the
+same state on its event loop.
 
 A forked child never uses a connection its parent opened: after
 ``os.fork()`` every pool forgets the inherited connections, pointing their
@@ -49,8 +56,10 @@ class PooledConnection:
         self.inherited = False
 
 
-class Pool:
-    """Up to ``max_size`` connections made by ``driver.connect()``.
+class PoolState:
+    """Up to ``max_size`` connections: the bookkeeping (see the module
+    docstring).  Every method is called with the shell's lock held (or on
+    its event loop) and returns at once.
 
     ``timeout``: seconds a caller waits for a free connection before
     ``PoolTimeout``.  ``max_waiting``: callers allowed to wait at once
@@ -75,17 +84,11 @@ class Pool:
         self.max_waiting = max_waiting
         self.max_idle = max_idle
         self.max_lifetime = max_lifetime
-
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
         self._idle: deque[PooledConnection] = deque()  # oldest-returned on the left
         self._size = 0  # open connections, in use or idle, plus ones being opened
         self._in_use = 0
         self._waiting = 0
         self._closed = False
-        # Sessions collected without close() leave their connection here
-        # (deque.append is atomic, so no lock is taken inside __del__).
-        self._orphans: deque = deque()
         self._checkouts = 0  # apart from _counters: bumped on every checkout
         # dead_on_checkout: idle connections the server had closed, found at
         # checkout and discarded with nothing sent; reconnects: first
@@ -96,6 +99,180 @@ class Pool:
              "connections_discarded", "rollbacks_on_checkin", "dead_on_checkout",
              "reconnects", "inherited_dropped"), 0)
         self._conns: set[PooledConnection] = set()  # every open connection, for fork
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- checkout ---------------------------------------------------------------
+
+    def _take_fresh(self):
+        """The most recently returned connection when it is still fresh
+        (the fast path), else None."""
+        idle = self._idle
+        if not idle or self._closed:
+            return None
+        pc = idle[-1]
+        now = monotonic()
+        if now - pc.returned > self.max_idle or now - pc.created > self.max_lifetime:
+            return None
+        idle.pop()
+        pc.checked_out = True
+        self._in_use += 1
+        self._checkouts += 1
+        return pc
+
+    def _take(self, to_close):
+        """An idle connection, or True when a slot was reserved for a new one,
+        or None when the caller must wait.  Expired idle connections go to
+        ``to_close`` (for the shell to close outside its lock)."""
+        if self._closed:
+            raise EngineClosed(f"the pool of {self.name} is closed")
+        idle = self._idle
+        while idle:
+            pc = idle.pop()
+            now = monotonic()
+            if (now - pc.returned > self.max_idle and self._size > self.min_size) \
+                    or now - pc.created > self.max_lifetime:
+                self._size -= 1
+                to_close.append(pc)
+                continue
+            pc.checked_out = True
+            self._in_use += 1
+            self._checkouts += 1
+            return pc
+        if self._size < self.max_size:
+            self._size += 1  # reserved; the shell connects outside its lock
+            return True
+        return None
+
+    def _may_wait(self) -> None:
+        """Before a caller starts waiting for a free connection."""
+        if self.max_waiting and self._waiting >= self.max_waiting:
+            raise PoolTooManyWaiting(
+                f"{self._waiting} callers already wait for a connection of "
+                f"{self.name} (max_waiting={self.max_waiting})")
+
+    def _timed_out(self) -> PoolTimeout:
+        self._counters["timeouts"] += 1
+        return PoolTimeout(f"no connection of {self.name} became free within {self.timeout:g} s "
+                           f"(max_size={self.max_size}, all in use)")
+
+    def _alive(self, pc) -> bool:
+        """Whether idle ``pc`` may be handed out: its socket is quiet, or what
+        waits there is harmless (the adapter reads it without sending)."""
+        state = _socket_state(pc.fd)
+        return not state or self._driver.idle_alive(pc.raw, state)
+
+    def _dead(self, pc) -> None:
+        """Undo the checkout of ``pc``, found closed by the server (the shell
+        closes it)."""
+        pc.checked_out = False
+        pc.broken = True
+        self._in_use -= 1
+        self._size -= 1
+        self._checkouts -= 1
+        self._counters["dead_on_checkout"] += 1
+
+    def _opened(self, raw, fd) -> PooledConnection:
+        """A connection opened into a reserved slot, checked out."""
+        pc = PooledConnection(raw, monotonic(), fd)
+        pc.checked_out = True
+        self._conns.add(pc)
+        self._in_use += 1
+        self._checkouts += 1
+        self._counters["connections_opened"] += 1
+        return pc
+
+    def _open_failed(self) -> None:
+        self._size -= 1
+
+    # -- checkin and closing ------------------------------------------------
+
+    def _returned(self, pc, ok: bool, rolled_back: bool, now: float) -> bool:
+        """``pc`` came back (``ok``: still usable): whether it stays idle; if
+        not, the shell closes it."""
+        self._in_use -= 1
+        if rolled_back:
+            self._counters["rollbacks_on_checkin"] += 1
+        if ok and not self._closed and now - pc.created <= self.max_lifetime:
+            pc.returned = now
+            self._idle.append(pc)
+            return True
+        self._size -= 1
+        return False
+
+    def _gone(self, pc, discarded: bool) -> None:
+        """``pc`` is being closed."""
+        self._conns.discard(pc)
+        self._counters["connections_closed"] += 1
+        if discarded:
+            self._counters["connections_discarded"] += 1
+
+    def _expired(self, now: float) -> list:
+        """Take the idle connections past ``max_idle`` (beyond ``min_size``)
+        or ``max_lifetime`` out of the pool, for the shell to close."""
+        to_close = []
+        keep = deque()
+        # Oldest-returned first, so the min_size freshest ones survive.
+        while self._idle:
+            pc = self._idle.popleft()
+            too_idle = now - pc.returned > self.max_idle and self._size > self.min_size
+            if too_idle or now - pc.created > self.max_lifetime:
+                self._size -= 1
+                to_close.append(pc)
+            else:
+                keep.append(pc)
+        self._idle = keep
+        return to_close
+
+    def _shut(self) -> list:
+        """Close the pool: the idle connections, for the shell to close (or
+        None when it was closed already)."""
+        if self._closed:
+            return None
+        self._closed = True
+        idle = list(self._idle)
+        self._idle.clear()
+        self._size -= len(idle)
+        return idle
+
+    def _forget(self) -> tuple:
+        """In a forked child: (every inherited connection, the idle ones),
+        all forgotten."""
+        inherited, self._conns = self._conns, set()
+        idle = [pc for pc in self._idle if not pc.checked_out]
+        self._idle = deque()
+        self._size = self._in_use = self._waiting = 0
+        self._counters["inherited_dropped"] += len(inherited)
+        for pc in inherited:
+            pc.inherited = pc.broken = True
+        return inherited, idle
+
+    def _stats(self) -> dict:
+        out = {
+            "max_size": self.max_size,
+            "size": self._size,
+            "idle": len(self._idle),
+            "in_use": self._in_use,
+            "waiting": self._waiting,
+        }
+        out["checkouts"] = self._checkouts
+        out.update(self._counters)
+        return out
+
+
+class Pool(PoolState):
+    """The thread-safe pool: ``PoolState`` under a lock, with the driver
+    calls, waiting, the reaper thread and fork handling."""
+
+    def __init__(self, driver, **options):
+        super().__init__(driver, **options)
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        # Sessions collected without close() leave their connection here
+        # (deque.append is atomic, so no lock is taken inside __del__).
+        self._orphans: deque = deque()
         self._reaper: threading.Thread | None = None
         self._stop_reaper = threading.Event()
         _POOLS.add(self)
@@ -105,127 +282,72 @@ class Pool:
     def checkout(self) -> PooledConnection:
         if self._orphans:
             self._adopt_orphans()
-        # Fast path: the most recently returned connection, still fresh.
         while True:
             with self._lock:
-                idle = self._idle
-                if not idle or self._closed:
-                    break
-                pc = idle[-1]
-                now = monotonic()
-                if now - pc.returned > self.max_idle or now - pc.created > self.max_lifetime:
-                    break
-                idle.pop()
-                pc.checked_out = True
-                self._in_use += 1
-                self._checkouts += 1
-            state = _socket_state(pc.fd)
+                pc = self._take_fresh()
+            if pc is None:
+                return self._checkout_slow()
+            state = _socket_state(pc.fd)  # (self._alive(pc), inlined on the fast path)
             if not state or self._driver.idle_alive(pc.raw, state):
                 return pc
             self._drop_dead(pc)
-        return self._checkout_slow()
 
     def _checkout_slow(self) -> PooledConnection:
         """Checkout when the fast path could not serve: expired idle
         connections, a new connection to open, or a wait for a free one."""
         deadline = None
         while True:
-            pc, deadline = self._take_or_reserve(deadline)
-            if pc is None:
+            to_close = []
+            try:
+                with self._lock:
+                    while True:
+                        pc = self._take(to_close)
+                        if pc is not None:
+                            break
+                        if deadline is None:
+                            self._may_wait()
+                            deadline = monotonic() + self.timeout
+                        remaining = deadline - monotonic()
+                        if remaining <= 0:
+                            raise self._timed_out()
+                        self._waiting += 1
+                        try:
+                            self._cond.wait(remaining)
+                        finally:
+                            self._waiting -= 1
+            finally:
+                for expired in to_close:
+                    self._close_raw(expired, discarded=expired.broken)
+            if pc is True:
                 return self._open()
-            state = _socket_state(pc.fd)
-            if not state or self._driver.idle_alive(pc.raw, state):
+            if self._alive(pc):
                 return pc
             self._drop_dead(pc)
 
-    def _take_or_reserve(self, deadline):
-        """(an idle connection, deadline), or (None, deadline) with a slot
-        reserved for a new connection; waits for one up to the timeout."""
-        to_close = []
-        try:
-            with self._lock:
-                while True:
-                    if self._closed:
-                        raise EngineClosed(f"the pool of {self.name} is closed")
-                    idle = self._idle
-                    while idle:
-                        pc = idle.pop()
-                        now = monotonic()
-                        if (now - pc.returned > self.max_idle and self._size > self.min_size) \
-                                or now - pc.created > self.max_lifetime:
-                            self._size -= 1
-                            to_close.append(pc)
-                            continue
-                        pc.checked_out = True
-                        self._in_use += 1
-                        self._checkouts += 1
-                        return pc, deadline
-                    if self._size < self.max_size:
-                        self._size += 1  # reserve the slot; connect outside the lock
-                        return None, deadline
-                    if deadline is None:
-                        if self.max_waiting and self._waiting >= self.max_waiting:
-                            raise PoolTooManyWaiting(
-                                f"{self._waiting} callers already wait for a connection of "
-                                f"{self.name} (max_waiting={self.max_waiting})")
-                        deadline = monotonic() + self.timeout
-                    remaining = deadline - monotonic()
-                    if remaining <= 0:
-                        self._counters["timeouts"] += 1
-                        raise PoolTimeout(
-                            f"no connection of {self.name} became free within {self.timeout:g} s "
-                            f"(max_size={self.max_size}, all in use)")
-                    self._waiting += 1
-                    try:
-                        self._cond.wait(remaining)
-                    finally:
-                        self._waiting -= 1
-        finally:
-            for pc in to_close:
-                self._close_raw(pc, discarded=pc.broken)
-
     def _drop_dead(self, pc: PooledConnection) -> None:
-        """Undo the checkout of ``pc``, found closed by the server, and close it."""
-        pc.checked_out = False
-        pc.broken = True
         with self._lock:
-            self._in_use -= 1
-            self._size -= 1
-            self._checkouts -= 1
-            self._counters["dead_on_checkout"] += 1
+            self._dead(pc)
             if self._waiting:
                 self._cond.notify()
         self._close_raw(pc, discarded=True)
 
-    def count_reconnect(self) -> None:
-        """A session ran its first statement again on another connection."""
-        with self._lock:
-            self._counters["reconnects"] += 1
-
     def _open(self) -> PooledConnection:
         """Open a connection into a slot the caller reserved."""
+        driver = self._driver
         try:
-            raw = self._driver.connect()
+            raw = driver.connect()
+            try:
+                fd = driver.socket_fd(raw)
+            except BaseException:
+                driver.close(raw)
+                raise
         except BaseException:
             with self._lock:
-                self._size -= 1
+                self._open_failed()
                 self._cond.notify()
             raise
-        try:
-            fd = self._driver.socket_fd(raw)
-        except BaseException:
-            with self._lock:
-                self._size -= 1
-                self._cond.notify()
-            self._driver.close(raw)
-            raise
-        pc = PooledConnection(raw, monotonic(), fd)
-        pc.checked_out = True
         with self._lock:
-            self._conns.add(pc)
-            self._in_use += 1
-            self._checkouts += 1
-            self._counters["connections_opened"] += 1
+            pc = self._opened(raw, fd)
             closed = self._closed
         if closed:
             self.checkin(pc)
@@ -233,6 +355,11 @@ class Pool:
         if self._reaper is None:
             self._start_reaper()
         return pc
+
+    def count_reconnect(self) -> None:
+        """A session ran its first statement again on another connection."""
+        with self._lock:
+            self._counters["reconnects"] += 1
 
     def checkin(self, pc: PooledConnection, in_transaction: bool | None = None) -> None:
         """Give ``pc`` back.  ``in_transaction`` is the caller's knowledge of
@@ -252,23 +379,12 @@ class Pool:
                 state = False
             rolled_back = state is None  # reset() rolled back; the connection is fine
             ok = state is not False
-        now = monotonic()
-        if ok and now - pc.created > self.max_lifetime:
-            ok = False
         with self._lock:
-            self._in_use -= 1
-            if rolled_back:
-                self._counters["rollbacks_on_checkin"] += 1
-            if ok and not self._closed:
-                pc.returned = now
-                self._idle.append(pc)
-                if self._waiting:
-                    self._cond.notify()
-                return
-            self._size -= 1
+            kept = self._returned(pc, ok, rolled_back, monotonic())
             if self._waiting:
                 self._cond.notify()
-        self._close_raw(pc, discarded=pc.broken or not ok)
+        if not kept:
+            self._close_raw(pc, discarded=pc.broken or not ok)
 
     def release_orphan(self, pc: PooledConnection, in_transaction: bool | None) -> None:
         """Called from a session's ``__del__``: defer the checkin to a safe moment."""
@@ -287,10 +403,7 @@ class Pool:
 
     def _close_raw(self, pc: PooledConnection, discarded: bool = False) -> None:
         with self._lock:
-            self._conns.discard(pc)
-            self._counters["connections_closed"] += 1
-            if discarded:
-                self._counters["connections_discarded"] += 1
+            self._gone(pc, discarded)
         try:
             self._driver.close(pc.raw)
         except Exception:
@@ -300,20 +413,8 @@ class Pool:
         """Close idle connections past ``max_idle`` or ``max_lifetime``; return how many."""
         if self._orphans:
             self._adopt_orphans()
-        to_close = []
         with self._lock:
-            now = monotonic()
-            keep = deque()
-            # Oldest-returned first, so the min_size freshest ones survive.
-            while self._idle:
-                pc = self._idle.popleft()
-                too_idle = now - pc.returned > self.max_idle and self._size > self.min_size
-                if too_idle or now - pc.created > self.max_lifetime:
-                    self._size -= 1
-                    to_close.append(pc)
-                else:
-                    keep.append(pc)
-            self._idle = keep
+            to_close = self._expired(monotonic())
         for pc in to_close:
             self._close_raw(pc)
         return len(to_close)
@@ -346,34 +447,17 @@ class Pool:
         """Close idle connections now; in-use ones are closed when returned.
         Idempotent.  Waiting callers get ``EngineClosed``."""
         with self._lock:
-            if self._closed:
+            idle = self._shut()
+            if idle is None:
                 return
-            self._closed = True
-            idle = list(self._idle)
-            self._idle.clear()
-            self._size -= len(idle)
             self._cond.notify_all()
         self._stop_reaper.set()
         for pc in idle:
             self._close_raw(pc)
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def stats(self) -> dict:
         with self._lock:
-            out = {
-                "max_size": self.max_size,
-                "size": self._size,
-                "idle": len(self._idle),
-                "in_use": self._in_use,
-                "waiting": self._waiting,
-            }
-            out["checkouts"] = self._checkouts
-            out.update(self._counters)
-        return out
-
+            return self._stats()
 
     # -- fork ---------------------------------------------------------------
 
@@ -390,16 +474,11 @@ class Pool:
         self._cond = threading.Condition(self._lock)
         self._reaper = None
         self._stop_reaper = threading.Event()
-        inherited, self._conns = self._conns, set()
-        idle = [pc for pc in self._idle if not pc.checked_out]
-        self._idle = deque()
         self._orphans = deque()
-        self._size = self._in_use = self._waiting = 0
-        self._counters["inherited_dropped"] += len(inherited)
+        inherited, idle = self._forget()
         devnull = os.open(os.devnull, os.O_RDWR)
         try:
             for pc in inherited:
-                pc.inherited = pc.broken = True
                 try:
                     # Only while the descriptor is still this connection's:
                     # a number a closed connection gave up may be reused.

@@ -63,3 +63,15 @@ configure_factory = engine_factory.configure_factory
 get_engine = engine_factory.get_engine
 destroy_engine = engine_factory.destroy_engine
 destroy_all_engines = engine_factory.destroy_all_engines
+
+
+def resolve_engine(using):
+    """The engine ``using`` names: None (the "default" engine of the
+    registry), a registered name, or an Engine."""
+    if using is None:
+        return engine_factory.get_engine(DEFAULT_NAME)
+    if type(using) is str:
+        return engine_factory.get_engine(using)
+    if isinstance(using, Engine):
+        return using
+    raise TypeError(f"using must be an engine name or an Engine, got {type(using).__name__}")

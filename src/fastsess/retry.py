@@ -80,16 +80,21 @@ class RetryPolicy:
         self.max_delay = (None if retry_max_delay is None
                           else check_seconds("retry_max_delay", retry_max_delay))
 
-    @property
-    def explicit(self) -> bool:
-        """Whether any option was given (a ``with`` block cannot honour them)."""
-        return self.attempts is not None or self.delay is not None or self.max_delay is not None
-
     def resolve(self) -> tuple:
-        """(retries, delay, max_delay) with the defaults filled in."""
+        """(retries, delay, max_delay) with the defaults filled in: the one
+        place retry settings are read."""
         return (settings.retry_attempts if self.attempts is None else self.attempts,
                 settings.retry_delay if self.delay is None else self.delay,
                 settings.retry_max_delay if self.max_delay is None else self.max_delay)
+
+    def run(self, attempt, what: str):
+        """``attempt(record)`` once, or until it returns, retried as this
+        policy says (``record`` is None when no retry is allowed: the unit
+        then keeps no commit count)."""
+        if not (settings.retry_attempts if self.attempts is None else self.attempts):
+            return attempt(None)
+        retries, delay, max_delay = self.resolve()
+        return call_with_retries(attempt, retries, delay, max_delay, what)
 
 
 class AttemptRecord:

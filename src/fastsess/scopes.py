@@ -1,5 +1,8 @@
 """Transaction scopes: ``session_scope`` (a with block), ``with_session`` (a
-decorator that injects the session) and ``retrying`` (re-runnable blocks).
+decorator that injects the session), ``retrying`` (re-runnable blocks),
+``current_session``, and ``configure_session``, their defaults.
+(``session_manager``, the RESTAlchemy scope, is in ``fastsess.session``;
+``atomic`` in ``fastsess.atomic``.)
 
 A scope opens a session only when none is current for its engine in the
 running task or thread; it then makes it current (so nested scopes,
@@ -7,7 +10,7 @@ running task or thread; it then makes it current (so nested scopes,
 the block succeeds (``auto_commit``), rolls back when it raises
 (``auto_rollback``, then re-raises), and always closes it.  A nested scope
 yields the current session untouched: the scope that opened it commits.
-Which child tasks and threads see a current session: ``fastsess.context``.
+Which child tasks and threads see a current session: ``fastsess.current``.
 
 Options default to ``configure_session``'s values, read on each entry;
 a value given to one scope overrides them for that scope only:
@@ -30,14 +33,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 
+from . import config, monitoring
+from .atomic import _check_plain_function, finish_session, open_session
 from .config import settings
-from .context import _CURRENT, SESSION, lookup, pop, push
-from .retry import RetryPolicy, Retrying, call_with_retries
+from .current import SESSION, current, lookup, pop, push
+from .errors import SessionNotFound
+from .registry import resolve_engine
+from .retry import RetryPolicy, Retrying
 from .session import Session
-from .storage import SessionNotFound
-from .transaction import _check_plain_function, current, finish_session, open_session, \
-    resolve_engine
 
 _IDLE = object()  # session_scope._held before __enter__ and after __exit__
 
@@ -77,7 +82,7 @@ class session_scope:
         session = self._session
         if session is not None:
             engine = session._engine
-            frame = lookup(engine) if _CURRENT.get() is not None else None
+            frame = lookup(engine)
             if frame is not None and frame[SESSION] is session:
                 self._held = None
             else:
@@ -209,14 +214,9 @@ def with_session(func=None, *, using=None, session_arg=None, auto_commit=None,
             if index is not None and len(args) > index and isinstance(args[index], Session):
                 with session_scope(session=args[index]):
                     return fn(*args, **kwargs)
-            retries = policy.attempts
-            if retries is None:
-                retries = settings.retry_attempts
-            if not retries:
-                return run(None, args, kwargs)
-            retries, delay, max_delay = policy.resolve()
-            return call_with_retries(lambda record: run(record, args, dict(kwargs)),
-                                     retries, delay, max_delay, what)
+            # (call() sets the session in kwargs, this call's own dict: a
+            # retry overwrites it with the next attempt's session)
+            return policy.run(lambda record: run(record, args, kwargs), what)
 
         if outside is not None:  # what callers pass: the session is optional
             with_session_call.__signature__ = outside
@@ -252,7 +252,7 @@ def retrying(using=None, *, retry_attempts=None, retry_delay=None, retry_max_del
 
 def current_session(using=None) -> Session:
     """The session scopes in this task or thread would reuse for ``using``
-    (see ``fastsess.context``); ``SessionNotFound`` when there is none."""
+    (see ``fastsess.current``); ``SessionNotFound`` when there is none."""
     engine = resolve_engine(using)
     session = current(engine)
     if session is None:
@@ -260,3 +260,28 @@ def current_session(using=None) -> Session:
             f"no session is current for engine {engine.name!r} in this task or thread; "
             "open one with session_scope(), with_session or atomic()")
     return session
+
+
+def configure_session(**options) -> dict:
+    """Set the defaults of the session scopes; returns all of them.
+
+    Options (defaults in brackets): ``auto_commit`` [True], ``auto_rollback``
+    [True], ``enable_monitoring`` [False]: commit/rollback latency
+    percentiles in ``get_session_stats()``, ``log_level`` [None]: a level
+    name or number set on the ``fastsess`` logger (``"DEBUG"`` logs every
+    statement on the ``fastsess.statements`` logger), ``log_parameters``
+    [False]: show parameter values in that log instead of redacting them,
+    ``retry_attempts`` [0]: how many times a unit of work that failed with a
+    retryable error is run again (see ``fastsess.retry``), ``retry_delay``
+    [0.1 s] and ``retry_max_delay`` [2.0 s]: the backoff, ``track_leaks``
+    [False] and ``leak_threshold`` [None]: leak warnings (see
+    ``fastsess.monitoring``).  Unknown names raise ``TypeError``; bad values
+    ``ValueError`` (nothing is changed then).
+    """
+    with config.lock:
+        changed = config.update(options)
+        if "log_level" in changed and changed["log_level"] is not None:
+            logging.getLogger("fastsess").setLevel(changed["log_level"])
+        if changed.keys() & {"enable_monitoring", "track_leaks", "leak_threshold"}:
+            monitoring._apply(settings)
+        return settings.as_dict()

@@ -1,9 +1,17 @@
-"""Sessions: one connection, checked out lazily, one transaction at a time.
+"""Sessions: one connection, checked out lazily, one transaction at a time;
+and ``session_manager``, the RESTAlchemy scope around one.
 
 A session is used by one thread (or task) at a time.  It takes a connection
 from its engine's pool on the first statement, not before, and gives it back
 on ``close()``; a closed session may be used again in the thread that opened
 it and then takes a fresh connection.
+
+``BaseSession`` holds the state and every decision that needs no I/O (error
+translation, whether a commit may go ahead, what a commit, rollback or close
+leaves behind); ``Session`` is the synchronous shell that talks to the
+driver.  An asynchronous shell shares ``BaseSession`` and the batch methods
+(``fastsess.batch``), and runs the same step generators
+(``Session._run_steps``: batches, atomic blocks).
 """
 
 from __future__ import annotations
@@ -12,9 +20,10 @@ import logging
 import threading
 from time import perf_counter as _clock
 
-from . import _impl, counters
+from . import batch, counters
 from . import config as _config
 from .cache import SessionQueryCache
+from .current import current
 from .errors import (ConnectionLost, CommitOutcomeUnknown, EngineClosed, SessionClosed,
                      TransactionAborted)
 from .result import Result
@@ -24,9 +33,6 @@ LOG = logging.getLogger("fastsess.session")
 #: unless ``configure_session(log_parameters=True)``).
 STATEMENT_LOG = logging.getLogger("fastsess.statements")
 
-_build_insert = _impl.build_insert
-_build_delete = _impl.build_delete
-_dollar_params = _impl.dollar_params
 _get_ident = threading.get_ident
 _statements_debug = STATEMENT_LOG.isEnabledFor
 _DEBUG = logging.DEBUG
@@ -39,6 +45,8 @@ _failures = counters.failures
 #: Set by fastsess.monitoring while monitoring or leak tracking is on: gets
 #: told of sessions opened and collected unclosed, and of commit/rollback times.
 _monitor = None
+#: What _commit_state() says when an earlier, caught error aborted the transaction.
+_ABORTED = object()
 
 
 class _Reconnect(BaseException):
@@ -46,8 +54,9 @@ class _Reconnect(BaseException):
     out dead: ``Session._first_statement`` runs the statement again."""
 
 
-class Session:
-    """A unit of work on one pooled connection (see the module docstring)."""
+class BaseSession:
+    """A session's state and the decisions that need no I/O, shared by the
+    synchronous ``Session`` and an asynchronous twin."""
 
     __slots__ = ("_engine", "_pool", "_adapter", "_driver_error", "_pc", "_raw", "_dirty",
                  "_closed", "_thread", "_cache", "_tx", "_error", "_fresh", "_log",
@@ -67,7 +76,7 @@ class Session:
         self._thread = _get_ident()
         self._cache = None  # made on first use: most sessions never touch it
         # Atomic blocks' savepoints and on_commit callbacks
-        # (fastsess.transaction.Transaction), or None.
+        # (fastsess.atomic.Transaction), or None.
         self._tx = None
         # The last driver error since the transaction began: commit() asks
         # the adapter whether it aborted the transaction.
@@ -86,7 +95,7 @@ class Session:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("active" if self._pc is not None else "idle")
-        return f"<fastsess.Session {state} on {self._engine.url.censored()}>"
+        return f"<fastsess.{type(self).__name__} {state} on {self._engine.url.censored()}>"
 
     @property
     def engine(self):
@@ -109,29 +118,175 @@ class Session:
         """Whether a pooled connection is checked out right now."""
         return self._pc is not None
 
+    # -- decisions -------------------------------------------------------------
+
+    def _reopen(self) -> None:
+        """Before a closed session takes a connection again."""
+        if _get_ident() != self._thread:
+            raise SessionClosed(
+                "this session was closed; only the thread that opened it may use it again")
+        if self._pool.closed:
+            raise SessionClosed("this session was closed and its engine is closed; "
+                                "it cannot take a new connection")
+        self._closed = False
+        _next(_opened)
+        if _monitor is not None:
+            _monitor.opened(self)
+
+    def _engine_closed(self) -> SessionClosed:
+        return SessionClosed(f"the engine of this session ({self._engine.url.censored()}) "
+                             "is closed")
+
+    def _fail(self, exc, during_commit=False, params=None):
+        """Translate a driver error; a connection that broke is marked for
+        discarding.  ``params``: the failed statement's parameters, for a
+        parameter error to name its parameter.  On the first statement of a
+        connection that turned out dead: ``_Reconnect`` (see
+        ``Session._first_statement``)."""
+        if params is None:
+            err = self._adapter.translate(exc)
+        else:
+            err = self._adapter.translate(exc, params=params)
+        pc = self._pc
+        if pc is not None and (isinstance(err, ConnectionLost) or not self._adapter.usable(pc.raw)):
+            pc.broken = True
+            if self._fresh:
+                self._fresh = False
+                LOG.info("connection found dead at its first statement (%s); running it "
+                         "again on another", err)
+                return _Reconnect()
+            if during_commit:
+                err = CommitOutcomeUnknown(
+                    f"the connection was lost during COMMIT; the transaction may or may not "
+                    f"have been committed: {err}", orig=exc, sqlstate=err.sqlstate, errno=err.errno)
+            elif not isinstance(err, ConnectionLost):
+                err = ConnectionLost(str(err), orig=exc, sqlstate=err.sqlstate, errno=err.errno)
+        if self._tx is not None:
+            self._tx.on_error(self, err)  # an error that ended the transaction dooms its atomic blocks
+        self._error = err
+        return err
+
+    def _drop_connection(self):
+        """Forget the (dead) connection without ending anything else: the
+        pooled connection, for the shell to give back."""
+        pc = self._pc
+        self._pc = self._raw = None
+        self._dirty = False
+        self._error = None
+        return pc
+
+    def _interrupted(self, exc) -> None:
+        """A statement was interrupted by something other than an error of
+        its own (KeyboardInterrupt, SystemExit, a timeout raised from a
+        signal handler, a cancelled task): what the connection was in the
+        middle of is unknown, so it is never handed to anyone again."""
+        if not isinstance(exc, Exception) and self._pc is not None:
+            self._pc.broken = True
+
+    def _before_write(self) -> None:
+        if self._cache is not None:
+            self._cache.clear()
+        self._dirty = True
+
+    def _commit_state(self):
+        """Before COMMIT: the driver connection to commit (None: nothing to
+        commit on the server), or ``_ABORTED`` when an earlier error, caught
+        by the caller, aborted the transaction.  Raises inside an atomic
+        block or in a transaction its blocks doomed."""
+        tx = self._tx
+        if tx is not None:
+            tx.before_commit()
+        raw = self._raw
+        if raw is not None and self._error is not None and self._adapter.aborted(raw, self._error):
+            return _ABORTED
+        return raw
+
+    def _aborted_error(self, cause) -> TransactionAborted:
+        return TransactionAborted(
+            f"the transaction cannot commit: an earlier error aborted it and was caught: "
+            f"{type(cause).__name__}: {cause}; it has been rolled back", cause)
+
+    def _commit_failed(self, exc):
+        """COMMIT raised ``exc`` (a driver error): the error to raise."""
+        if self._dirty:
+            _next(_failures)
+        err = self._fail(exc, during_commit=True)
+        if self._tx is not None:
+            self._tx.after_commit(self, False)
+        return err
+
+    def _ended(self, committed: bool, started) -> None:
+        """COMMIT (``committed``) or ROLLBACK went through; ``started``: its
+        clock reading when monitoring was on."""
+        monitor = _monitor
+        if started is not None and monitor is not None:
+            latency = _clock() - started
+            if committed:
+                monitor.commit_latency(latency)
+            else:
+                monitor.rollback_latency(latency)
+        self._error = None
+        if self._dirty:
+            _next(_commits if committed else _rollbacks)
+            self._dirty = False
+
+    def _release(self):
+        """Close's bookkeeping: (the connection to give back, whether it may
+        carry a transaction), or (None, False)."""
+        pc = self._pc
+        dirty = self._dirty
+        if pc is not None:
+            self._pc = self._raw = None
+            self._dirty = False
+            self._error = None
+        if self._cache is not None:
+            self._cache.clear()
+        if self._tx is not None:
+            self._tx.on_close(self)
+        if not self._closed:
+            self._closed = True
+            _next(_closed)
+        return pc, dirty
+
+    def __del__(self):
+        # A session dropped without close() must not keep its pool slot: hand
+        # the connection back through the pool's orphan queue (taking the
+        # pool's lock here could deadlock if the collector runs inside it).
+        try:
+            pc = self._pc
+            self._log  # noqa: B018 - assigned last in __init__
+        except AttributeError:  # __init__ did not finish
+            return
+        if not self._closed:  # its lifetime ends here, without close()
+            _next(_closed)
+            if _monitor is not None:
+                _monitor.collected_open(self)
+        if pc is not None:
+            self._pc = self._raw = None
+            try:
+                self._pool.release_orphan(pc, self._dirty)
+            except Exception:
+                pass
+
+
+class Session(batch.BatchWrites, BaseSession):
+    """A unit of work on one pooled connection (see the module docstring)."""
+
+    __slots__ = ()
+
     # -- connection ----------------------------------------------------------
 
     def _checkout(self):
         if self._closed:
-            if _get_ident() != self._thread:
-                raise SessionClosed(
-                    "this session was closed; only the thread that opened it may use it again")
-            if self._pool.closed:
-                raise SessionClosed("this session was closed and its engine is closed; "
-                                    "it cannot take a new connection")
-            self._closed = False
-            _next(_opened)
-            if _monitor is not None:
-                _monitor.opened(self)
+            self._reopen()
         try:
             pc = self._pool.checkout()
         except EngineClosed:
-            raise SessionClosed(f"the engine of this session ({self._engine.url.censored()}) "
-                                "is closed") from None
+            raise self._engine_closed() from None
         self._pc = pc
-        self._raw = pc.raw
         self._log = _statements_debug(_DEBUG)
-        return pc.raw
+        raw = self._raw = pc.raw
+        return raw
 
     def _first_statement(self, run, *args):
         """``run(self, *args)`` (a statement method) on a connection checked
@@ -154,40 +309,10 @@ class Session:
             pass
         finally:
             self._fresh = False
+        self._pool.checkin(self._drop_connection(), False)  # broken: closed, not kept
+        self._pool.count_reconnect()
         self._checkout()
         return run(self, *args)
-
-    def _fail(self, exc, during_commit=False, params=None):
-        """Translate a driver error; a connection that broke is discarded.
-        ``params``: the failed statement's parameters, for a parameter error
-        to name its parameter."""
-        if params is None:
-            err = self._adapter.translate(exc)
-        else:
-            err = self._adapter.translate(exc, params=params)
-        pc = self._pc
-        if pc is not None and (isinstance(err, ConnectionLost) or not self._adapter.usable(pc.raw)):
-            pc.broken = True
-            if self._fresh:  # see _first_statement
-                self._fresh = False
-                self._pc = self._raw = None
-                self._dirty = False
-                self._error = None
-                self._pool.checkin(pc, False)  # broken: closed, not kept
-                self._pool.count_reconnect()
-                LOG.info("connection found dead at its first statement (%s); running it "
-                         "again on another", err)
-                return _Reconnect()
-            if during_commit:
-                err = CommitOutcomeUnknown(
-                    f"the connection was lost during COMMIT; the transaction may or may not "
-                    f"have been committed: {err}", orig=exc, sqlstate=err.sqlstate, errno=err.errno)
-            elif not isinstance(err, ConnectionLost):
-                err = ConnectionLost(str(err), orig=exc, sqlstate=err.sqlstate, errno=err.errno)
-        if self._tx is not None:
-            self._tx.on_error(self, err)  # an error that ended the transaction dooms its atomic blocks
-        self._error = err
-        return err
 
     def connection(self):
         """The driver connection this session uses (checked out if needed).
@@ -215,7 +340,7 @@ class Session:
         except self._driver_error as e:
             raise self._fail(e, params=params) from e
         except BaseException as e:
-            _interrupted(self, e)
+            self._interrupted(e)
             raise
         return Result(cursor, self._adapter)
 
@@ -226,65 +351,102 @@ class Session:
     def _write(self, statement, params, many=False):
         """Run a statement that writes (``execute_many``, the batch builders'
         statements): the query cache is emptied first.  A built statement
-        (only ``%s`` placeholders, ``%%`` for a percent) runs with the
-        database's own placeholders where the adapter has a cursor for them,
-        so that the driver does not parse it again."""
+        (only ``%s`` placeholders, ``%%`` for a percent) runs as the adapter
+        says (PostgreSQL: ``$n`` placeholders, so that psycopg does not
+        parse it again)."""
         raw = self._raw
         if raw is None:
             return self._first_statement(_WRITE, statement, params, many)
-        if self._cache is not None:
-            self._cache.clear()
-        self._dirty = True
+        self._before_write()
         if self._log:
             _log_statement(statement, params, many=many)
-        positional = self._adapter.positional_cursor
         try:
             if many:
                 cursor = raw.cursor()
                 cursor.executemany(statement, params)
-            elif positional is not None and params is not None:
-                cursor = positional(raw)
-                cursor.execute(_dollar_params(statement), params)
+            elif params is not None:
+                cursor, statement = self._adapter.write_cursor(raw, statement)
+                cursor.execute(statement, params)
             else:
                 cursor = raw.cursor()
                 cursor.execute(statement, params)
         except self._driver_error as e:
             raise self._fail(e, params=None if many else params) from e
         except BaseException as e:
-            _interrupted(self, e)
+            self._interrupted(e)
             raise
         return Result(cursor, self._adapter)
 
-    def commit(self) -> None:
-        tx = self._tx
-        if tx is not None:
-            tx.before_commit()  # refuses inside an atomic block, or an aborted transaction
+    def _copy(self, table, columns, values) -> int:
+        """Insert with the adapter's COPY (a batch plan's step)."""
+        self._before_write()
+        if self._log:
+            _log_statement(f"COPY {table} ({', '.join(columns)}) FROM STDIN", values, many=True)
+        try:
+            return self._adapter.copy_insert(self._raw, table, columns, values)
+        except self._adapter.CopyRefused:
+            raise  # nothing was sent: the plan's statements take the rows
+        except self._driver_error as e:
+            raise self._fail(e) from e
+        except BaseException as e:
+            self._interrupted(e)
+            raise
+
+    def _run_batch(self, plan_for, table, columns, composite=False) -> int:
+        """Run a batch write (``fastsess.batch.BatchWrites``)."""
+        if plan_for is None:
+            return 0
+        max_params = batch.limits(self._adapter, table, columns, composite)
+        max_bytes = self._adapter.max_statement_bytes(self)
         raw = self._raw
+        if raw is None:
+            return self._first_statement(_RUN_BATCH, plan_for, table, columns, composite)
+        plan = plan_for(raw, max_params, max_bytes)
+        return self._run_steps(batch.run_plan(self, plan))
+
+    def _run_steps(self, steps):
+        """Run a generator of steps, ``(method name, *args)`` on this
+        session, sending each result back and throwing each error in (the
+        I/O-free cores of batches and atomic blocks); returns its result."""
+        send = steps.send
+        result = error = None
+        try:
+            while True:
+                if error is None:
+                    step = send(result)
+                else:
+                    step, error = steps.throw(error), None
+                try:
+                    result = getattr(self, step[0])(*step[1:])
+                except BaseException as e:
+                    error = e
+        except StopIteration as stop:
+            return stop.value
+
+    # -- transaction ---------------------------------------------------------
+
+    def commit(self) -> None:
+        if self._tx is None and self._error is None:
+            raw = self._raw  # (what _commit_state() says in this common case)
+        else:
+            raw = self._commit_state()
+        if raw is _ABORTED:
+            self._refuse_commit()  # raises (the drop-in's rolls back quietly instead)
+            raw = self._raw
         if raw is not None:
-            if self._error is not None and self._adapter.aborted(raw, self._error):
-                self._refuse_commit()
-            monitor = _monitor
-            if monitor is not None:
-                started = _clock()
+            started = _clock() if _monitor is not None else None
             # Always ask the driver, even when nothing ran through execute():
             # work done on connection() is invisible to the session.
             try:
                 raw.commit()
             except self._driver_error as e:
-                if self._dirty:
-                    _next(_failures)
-                err = self._fail(e, during_commit=True)
-                if tx is not None:
-                    tx.after_commit(self, False)
-                raise err from e
-            if monitor is not None:
-                monitor.commit_latency(_clock() - started)
-            self._error = None
-            if self._dirty:
-                _next(_commits)
-                self._dirty = False
-        if tx is not None:
-            tx.after_commit(self, True)  # runs the on_commit callbacks
+                raise self._commit_failed(e) from e
+            except BaseException as e:
+                self._interrupted(e)
+                raise
+            self._ended(True, started)
+        if self._tx is not None:
+            self._tx.after_commit(self, True)  # runs the on_commit callbacks
 
     def _refuse_commit(self):
         """An earlier error, caught by the caller, aborted the transaction: a
@@ -292,9 +454,7 @@ class Session:
         success).  Roll back and raise TransactionAborted instead."""
         cause = self._error
         self.rollback()
-        raise TransactionAborted(
-            f"the transaction cannot commit: an earlier error aborted it and was caught: "
-            f"{type(cause).__name__}: {cause}; it has been rolled back", cause) from cause
+        raise self._aborted_error(cause) from cause
 
     def rollback(self) -> None:
         if self._cache is not None:
@@ -303,12 +463,9 @@ class Session:
         if raw is not None and self._pc.broken:
             # The connection is gone and its transaction with it: there is
             # nothing to roll back, and the error that broke it is the news.
-            self._error = None
-            self._dirty = False
+            self._ended(False, None)
         elif raw is not None:
-            monitor = _monitor
-            if monitor is not None:
-                started = _clock()
+            started = _clock() if _monitor is not None else None
             try:
                 raw.rollback()
             except self._driver_error as e:
@@ -316,32 +473,19 @@ class Session:
                 if self._tx is not None:
                     self._tx.on_rollback(self)
                 raise err from e
-            if monitor is not None:
-                monitor.rollback_latency(_clock() - started)
-            self._error = None
-            if self._dirty:
-                _next(_rollbacks)
-                self._dirty = False
+            except BaseException as e:
+                self._interrupted(e)
+                raise
+            self._ended(False, started)
         if self._tx is not None:
             self._tx.on_rollback(self)  # drops the on_commit callbacks
 
     def close(self) -> None:
         """Give the connection back (rolled back if a transaction is open).
         Idempotent."""
-        pc = self._pc
+        pc, dirty = self._release()
         if pc is not None:
-            self._pc = self._raw = None
-            dirty = self._dirty
-            self._dirty = False
-            self._error = None
             self._pool.checkin(pc, dirty)
-        if self._cache is not None:
-            self._cache.clear()
-        if self._tx is not None:
-            self._tx.on_close(self)
-        if not self._closed:
-            self._closed = True
-            _next(_closed)
 
     def __enter__(self):
         return self
@@ -350,209 +494,86 @@ class Session:
         self.close()
         return False
 
-    def __del__(self):
-        # A session dropped without close() must not keep its pool slot: hand
-        # the connection back through the pool's orphan queue (taking the
-        # pool's lock here could deadlock if the collector runs inside it).
-        try:
-            pc = self._pc
-            self._log  # noqa: B018 - assigned last in __init__
-        except AttributeError:  # __init__ did not finish
-            return
-        if not self._closed:  # its lifetime ends here, without close()
-            _next(_closed)
-            if _monitor is not None:
-                _monitor.collected_open(self)
-        if pc is not None:
-            self._pc = self._raw = None
-            try:
-                self._pool.release_orphan(pc, self._dirty)
-            except Exception:
-                pass
-
-    # -- batch operations ----------------------------------------------------
-
-    def _run_chunks(self, chunks) -> int:
-        """Run built statements; several chunks run inside a savepoint so a
-        failure leaves none of them applied (one chunk is atomic by itself)."""
-        if not chunks:
-            return 0
-        if len(chunks) == 1:
-            statement, params = chunks[0]
-            return self._write(statement, params).rowcount
-        self.execute("SAVEPOINT fastsess_batch")
-        total = 0
-        try:
-            for statement, params in chunks:
-                total += self._write(statement, params).rowcount
-        except BaseException:
-            if self._pc is not None and not self._pc.broken:
-                try:
-                    self.execute("ROLLBACK TO SAVEPOINT fastsess_batch")
-                    self.execute("RELEASE SAVEPOINT fastsess_batch")
-                except Exception:
-                    # A deadlock already rolled the whole transaction back
-                    # (and the savepoint with it): the first error is the news.
-                    pass
-            raise
-        self.execute("RELEASE SAVEPOINT fastsess_batch")
-        return total
-
-    def _limits(self, table, columns, composite_keys=False):
-        """Statement limits for a batch, after checking its identifiers: a bad
-        name fails before anything (even the limit query) is sent."""
-        dialect = self._adapter.dialect
-        _impl.quote_table(dialect, table)
-        for column in columns:
-            _impl.quote_identifier(dialect, column)
-        max_params = self._adapter.max_params
-        if composite_keys and self._adapter.max_row_keys:
-            max_params = min(max_params, self._adapter.max_row_keys * len(columns))
-        return max_params, self._adapter.max_statement_bytes(self)
-
-    def insert_rows(self, table: str, rows, columns=None) -> int:
-        """Insert plain rows with multi-row INSERTs (one per chunk).
-
-        ``rows`` are dicts (``columns`` defaults to the first dict's keys and
-        every dict must have exactly those keys) or sequences in ``columns``
-        order.  Returns the number of rows inserted; empty ``rows`` is a no-op.
-        """
-        columns, values = _rows_and_columns(rows, columns)
-        if not values:
-            return 0
-        return self._insert_values(table, columns, values)
-
-    def _insert_values(self, table, columns, values) -> int:
-        """Insert value sequences: COPY where the adapter has it and the batch
-        is large enough to pay for it, else multi-row INSERTs."""
-        max_params, max_bytes = self._limits(table, columns)  # checks the names first
-        raw = self._raw
-        if raw is None:
-            return self._first_statement(_INSERT_VALUES, table, columns, values)
-        adapter = self._adapter
-        if adapter.copy_min_rows and len(values) >= adapter.copy_min_rows:
-            if self._cache is not None:
-                self._cache.clear()
-            self._dirty = True
-            if self._log:
-                _log_statement(f"COPY {table} ({', '.join(columns)}) FROM STDIN", values, many=True)
-            try:
-                return adapter.copy_insert(raw, table, columns, values)
-            except adapter.CopyRefused:
-                pass  # a value COPY would store differently: INSERT it instead
-            except self._driver_error as e:
-                raise self._fail(e) from e
-            except BaseException as e:
-                _interrupted(self, e)
-                raise
-        if adapter.builds_literals:
-            chunks = adapter.insert_statements(raw, table, columns, values, max_bytes)
-        else:
-            chunks = _build_insert(adapter.dialect, table, columns, values, max_params, max_bytes)
-        return self._run_chunks(chunks)
-
-    def upsert_rows(self, table: str, rows, key_columns, update_columns=None, columns=None) -> int:
-        """Insert rows, updating the existing ones on a key conflict.
-
-        ``rows`` as for ``insert_rows``.  ``key_columns`` name the unique key
-        that decides a conflict (PostgreSQL's ``ON CONFLICT`` target; MySQL
-        uses whichever unique key the row collides with).  ``update_columns``
-        (default: every column not in the key) take the new row's values; an
-        empty list leaves existing rows untouched.  Returns the driver's row
-        count: PostgreSQL counts each row inserted or updated once, MySQL
-        counts an updated row twice.
-        """
-        if isinstance(key_columns, str):
-            key_columns = [key_columns]
-        columns, values = _rows_and_columns(rows, columns)
-        if not values:
-            return 0
-        max_params, max_bytes = self._limits(table, columns)
-        chunks = _impl.build_upsert(self._adapter.dialect, table, columns, values, list(key_columns),
-                                    None if update_columns is None else list(update_columns),
-                                    max_params, max_bytes)
-        return self._run_chunks(chunks)
-
-    def delete_rows(self, table: str, keys, key_columns) -> int:
-        """Delete rows by primary key: ``keys`` are dicts, tuples (composite
-        keys, in ``key_columns`` order) or scalars (one key column).
-        Returns the number of rows deleted; empty ``keys`` is a no-op."""
-        if isinstance(key_columns, str):
-            key_columns = [key_columns]
-        key_columns = list(key_columns)
-        keys = list(keys)
-        if not keys:
-            return 0
-        values = []
-        for i, key in enumerate(keys):
-            if isinstance(key, dict):
-                try:
-                    values.append([key[c] for c in key_columns])
-                except KeyError as e:
-                    raise ValueError(f"key {i} lacks the key column {e.args[0]!r}") from None
-            elif isinstance(key, (tuple, list)):
-                values.append(key)
-            else:
-                values.append((key,))
-        max_params, max_bytes = self._limits(table, key_columns, len(key_columns) > 1)
-        chunks = _build_delete(self._adapter.dialect, table, key_columns, values, max_params,
-                               max_bytes)
-        return self._run_chunks(chunks)
-
-    def batch_insert(self, models) -> int:
-        """Insert RESTAlchemy-style models (``get_table()``,
-        ``get_storable_snapshot()``) of one type, one multi-row INSERT per chunk."""
-        models = list(models)
-        if not models:
-            return 0
-        table = _check_models(models)
-        columns = None
-        values = []
-        for i, model in enumerate(models):
-            snapshot = model.get_storable_snapshot()
-            if columns is None:
-                columns = list(snapshot)
-                wanted = snapshot.keys()
-            elif snapshot.keys() != wanted:
-                raise ValueError(f"model {i} stores other columns than the first model")
-            values.append([snapshot[c] for c in columns])
-        return self._insert_values(table, columns, values)
-
-    def batch_delete(self, models) -> int:
-        """Delete RESTAlchemy-style models of one type by their primary key
-        (``get_id_properties()``; single and composite keys)."""
-        models = list(models)
-        if not models:
-            return 0
-        table = _check_models(models)
-        key_columns = list(models[0].get_id_properties())
-        if not key_columns:
-            raise ValueError(f"{type(models[0]).__name__} has no primary key; cannot delete by key")
-        values = []
-        for model in models:
-            snapshot = model.get_storable_snapshot()
-            values.append([snapshot[c] for c in key_columns])
-        max_params, max_bytes = self._limits(table, key_columns, len(key_columns) > 1)
-        chunks = _build_delete(self._adapter.dialect, table, key_columns, values, max_params,
-                               max_bytes)
-        return self._run_chunks(chunks)
-
-
-def _interrupted(session, exc) -> None:
-    """A statement was interrupted by something other than an error of its
-    own (KeyboardInterrupt, SystemExit, a timeout raised from a signal
-    handler): what the connection was in the middle of is unknown, so it is
-    never handed to anyone again."""
-    if not isinstance(exc, Exception) and session._pc is not None:
-        session._pc.broken = True
-
 
 # The statement methods as defined here, for _first_statement: a subclass's
 # override (the drop-in's MySQL execute() rewrites the statement) or a
 # wrapper set on the class must not run a second time for the same call.
 _EXECUTE = Session.execute
 _WRITE = Session._write
-_INSERT_VALUES = Session._insert_values
+_RUN_BATCH = Session._run_batch
+
+
+# -- scopes around one session ------------------------------------------------
+
+
+class session_manager:
+    """``with session_manager(engine) as session: ...``
+
+    Without a ``session`` and with none current for this engine in the
+    running task or thread (made current by ``session_scope``,
+    ``with_session`` or ``atomic``, or stored in the engine's storage; see
+    ``fastsess.current``), opens a new session, yields it, commits when the
+    block succeeds, rolls back (and re-raises) when it raises, and always
+    closes it.  With a given or current session, yields that session
+    untouched: its owner commits and closes it.  The session it opens is not
+    made current (``session_scope`` does that).
+    """
+
+    __slots__ = ("_engine", "_session", "_owned")
+
+    def __init__(self, engine, session=None):
+        self._engine = engine
+        self._session = session
+        self._owned = False
+
+    def __enter__(self):
+        session = self._session
+        if session is None:
+            session = current(self._engine)
+            if session is None:
+                session = self._session = self._engine.get_session()
+                self._owned = True
+                return session
+            self._session = session
+        return session
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._owned:
+            finish(self._session, exc_type is not None)
+        return False
+
+
+def finish(session, failed, auto_commit=True, auto_rollback=True) -> None:
+    """End a scope that owns ``session``: commit when it succeeded
+    (``auto_commit``), roll back when it failed (``auto_rollback``), always
+    close; whatever is left uncommitted is rolled back by ``close()``.  A
+    COMMIT that fails is followed by a rollback; a rollback that fails as
+    well is logged, so the caller sees the first error."""
+    try:
+        if not failed:
+            if auto_commit:
+                try:
+                    session.commit()
+                except BaseException:
+                    _quiet_rollback(session)
+                    raise
+        else:
+            if session._dirty:  # work was done: a failed transaction
+                _next(_failures)
+            if auto_rollback:
+                _quiet_rollback(session)
+    finally:
+        session.close()
+
+
+def _quiet_rollback(session) -> None:
+    # The error that brought us here is the one the caller must see; a
+    # rollback that fails as well (lost connection) is logged, and close()
+    # discards the connection.
+    try:
+        session.rollback()
+    except Exception:
+        LOG.warning("rollback failed while handling an error", exc_info=True)
 
 
 def _log_statement(statement, params, many=False) -> None:
@@ -582,42 +603,3 @@ def _log_statement(statement, params, many=False) -> None:
             n = "?"
         what = ("rows" if n != 1 else "row") if many else ("values" if n != 1 else "value")
         STATEMENT_LOG.debug("%s  -- parameters redacted: %s %s", statement, n, what)
-
-
-def _rows_and_columns(rows, columns):
-    """(columns, value sequences) of plain rows: dicts with the same keys, or
-    sequences in ``columns`` order."""
-    rows = list(rows)
-    if not rows:
-        return columns, []
-    if isinstance(rows[0], dict):
-        if columns is None:
-            columns = list(rows[0])
-        columns = list(columns)
-        wanted = set(columns)
-        values = []
-        for i, row in enumerate(rows):
-            if not isinstance(row, dict) or row.keys() != wanted:
-                raise ValueError(f"row {i} does not have exactly the columns {columns}")
-            values.append([row[c] for c in columns])
-        return columns, values
-    if columns is None:
-        raise TypeError("columns are required when rows are sequences")
-    return list(columns), rows
-
-
-def _check_models(models) -> str:
-    """The table name of ``models``, after checking they are all of one type."""
-    model_type = type(models[0])
-    for model in models:
-        if type(model) is not model_type:
-            raise TypeError(
-                f"all models must be of one type: got {type(model).__name__} "
-                f"among {model_type.__name__}")
-    table = models[0].get_table()
-    name = table if isinstance(table, str) else getattr(table, "name", None)
-    if not isinstance(name, str):
-        raise TypeError(f"{model_type.__name__}.get_table() must give a table name or an "
-                        f"object with a .name, got {type(table).__name__}")
-    return name
-

@@ -17,7 +17,7 @@ from MySQLdb import converters
 
 from .. import _impl, errors
 from .. import params as _params
-from . import DriverAdapter, class_by_driver_type
+from .base import BatchPlan, DriverAdapter, class_by_driver_type
 
 # "Duplicate entry '1-2' for key 'PRIMARY'" (MySQL 8 says 'table.PRIMARY').
 _DUPLICATE = re.compile(r"Duplicate entry '(?P<value>.*)' for key '(?P<key>[^']*)'", re.S)
@@ -303,9 +303,12 @@ class MySQLAdapter(DriverAdapter):
     # writes the very same literals in one kernel call instead (the str
     # escaping still goes through the connection's string_literal, which
     # knows its character set and SQL mode): 0.6x of executemany.
-    builds_literals = True
+    def insert_plan(self, raw, table, columns, values, max_params, max_bytes):
+        return BatchPlan(lambda: self.insert_statements(raw, table, columns, values, max_bytes))
 
     def insert_statements(self, raw, table, columns, values, max_bytes) -> list:
+        """``(statement, None)`` per chunk of a multi-row INSERT with the
+        values written as the connection's own literals."""
         encoders = raw.encoders
         # The fixed int/float/NULL literals are only right while the
         # connection uses mysqlclient's own encoders for those types.

@@ -25,9 +25,10 @@ from psycopg.types.json import Json, Jsonb
 
 from .. import _impl, errors
 from .. import params as _params
-from . import DriverAdapter, class_by_driver_type
+from .base import BatchPlan, DriverAdapter, class_by_driver_type
 
 _IDLE = pq.TransactionStatus.IDLE
+_dollar_params = _impl.dollar_params
 _INERROR = pq.TransactionStatus.INERROR
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
@@ -248,6 +249,15 @@ class PostgreSQLAdapter(DriverAdapter):
     #: re-parses %s in Python for every statement over 4 KiB, which made a
     #: 10k-row multi-row statement 2.6x slower (benchmarks/bulk_insert_probe.py).
     positional_cursor = psycopg.RawCursor
+
+    def insert_plan(self, raw, table, columns, values, max_params, max_bytes):
+        plan = super().insert_plan(raw, table, columns, values, max_params, max_bytes)
+        if self.copy_min_rows and len(values) >= self.copy_min_rows:
+            plan.copy = (table, columns, values)
+        return plan
+
+    def write_cursor(self, raw, statement):
+        return self.positional_cursor(raw), _dollar_params(statement)
 
     def __init__(self, url, connect_args, readonly=False):
         super().__init__(url, connect_args, readonly)

@@ -34,8 +34,8 @@ from restalchemy.storage.sql import sessions as ra_sessions
 
 from .. import errors as fs_errors
 from ..pool import PooledConnection
-from ..scope import session_manager as _fastsess_session_manager
 from ..session import Session
+from ..session import session_manager as _fastsess_session_manager
 from . import errors
 from .placeholders import for_mysqlclient
 
@@ -46,7 +46,7 @@ class SharedSessionStorage(ra_sessions.SessionThreadStorage):
     """RESTAlchemy's thread storage (one slot per thread, shared by every
     engine), with the lookup fastsess's ``session_manager`` uses."""
 
-    # fastsess.scope.session_manager skips the slot while this is false;
+    # fastsess.current.current() skips the slot while this is false;
     # RESTAlchemy code stores sessions without telling us, so always look.
     _stored = True
 

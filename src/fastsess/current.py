@@ -1,9 +1,16 @@
-"""The "current session" of each asyncio task and thread, kept in a contextvar.
+"""The current session: which session a scope, an atomic block or
+``session_manager`` reuses, per thread and per asyncio task.  One lookup,
+``current(engine)``, answers for all of them.
 
-``session_scope``, ``with_session`` and ``atomic`` open a session only when
-none is current for their engine in the running task or thread; otherwise
-they reuse it (and ``engine.session_manager()`` joins it too).  Which
-session is current is kept here.
+Two places can hold a current session for an engine:
+
+- **Frames**, pushed by the scopes (``session_scope``, ``with_session``,
+  ``atomic``) on a contextvar while their block runs;
+- **the engine's storage**, ``SessionThreadStorage`` (one session per
+  thread, RESTAlchemy's API: ``store_session``/``get_session``/...), or its
+  task-local twin ``SessionContextStorage``.
+
+A frame wins over the storage.
 
 Visibility rule — a current session belongs to the task or thread that made
 it current, and only there is it found:
@@ -26,7 +33,9 @@ it current, and only there is it found:
 
 "Task" means an asyncio task; code the event loop runs outside any task
 (``call_soon`` callbacks) and other schedulers' tasks (trio, gevent) count
-as the thread they run on.
+as the thread they run on.  Each engine has its own storage, so a session
+stored for one engine is never picked up by another (RESTAlchemy keeps one
+slot shared by all engines; its drop-in mode provides that behaviour).
 """
 
 from __future__ import annotations
@@ -35,12 +44,14 @@ import threading
 from asyncio import _get_running_loop, current_task
 from contextvars import ContextVar
 
-from .storage import SessionConflict, SessionNotFound
+from .errors import SessionConflict, SessionNotFound
 
 _get_ident = threading.get_ident
 
 #: The innermost frame of the running context, or None.
 _CURRENT: ContextVar = ContextVar("fastsess_current_session", default=None)
+#: Whether any frame is pushed in the running context (cheap test first).
+any_frame = _CURRENT.get
 
 
 def owner():
@@ -74,10 +85,19 @@ def lookup(engine):
     return None
 
 
-def find_session(engine):
-    """The current session for ``engine`` in this task or thread, or None."""
-    frame = lookup(engine)
-    return None if frame is None else frame[1]
+def current(engine):
+    """The session to reuse for ``engine`` here: the one a scope made current
+    in this task or thread, else the one stored in the engine's storage,
+    else None.  (A frame whose session is None hides the stored one: on_commit
+    callbacks run so.)"""
+    if _CURRENT.get() is not None:
+        frame = lookup(engine)
+        if frame is not None:
+            return frame[SESSION]
+    storage = engine._storage
+    if storage._stored:  # skip the thread-local lookup while nothing is stored
+        return storage.find_session()
+    return None
 
 
 def push(engine, session):
@@ -99,20 +119,64 @@ def pop(pushed) -> None:
         pass
 
 
+class SessionThreadStorage:
+    """One session per thread: ``store_session``, ``get_session``,
+    ``find_session``, ``remove_session``, ``pop_session``."""
+
+    __slots__ = ("_local", "_stored", "_lock")
+
+    def __init__(self):
+        self._local = threading.local()
+        # Sessions stored across all threads: lets current() skip the
+        # thread-local lookup in the common case where nothing is stored.
+        self._stored = 0
+        self._lock = threading.Lock()
+
+    def get_session(self):
+        session = getattr(self._local, "session", None)
+        if session is None:
+            raise SessionNotFound("no session is stored for this thread")
+        return session
+
+    def find_session(self):
+        """The stored session, or None."""
+        return getattr(self._local, "session", None)
+
+    def store_session(self, session):
+        current = getattr(self._local, "session", None)
+        if current is not None:
+            raise SessionConflict(f"another session is already stored for this thread: {current!r}")
+        with self._lock:
+            self._local.session = session
+            self._stored += 1
+        return session
+
+    def remove_session(self) -> None:
+        with self._lock:
+            if getattr(self._local, "session", None) is not None:
+                self._stored -= 1
+            self._local.session = None
+
+    def pop_session(self):
+        session = self.get_session()
+        self.remove_session()
+        return session
+
+
 class SessionContextStorage:
     """One session per asyncio task (or thread): the task-local twin of
-    ``SessionThreadStorage`` with the same calls, ``store_session``,
-    ``get_session``, ``find_session``, ``remove_session``, ``pop_session``.
+    ``SessionThreadStorage`` with the same calls.
 
     A session stored here is seen by the task or thread that stored it, not
     by child tasks or threads (see the module docstring); each of them may
     store its own.
     """
 
-    __slots__ = ("_var",)
+    __slots__ = ("_var", "_stored")
 
     def __init__(self):
         self._var = ContextVar(f"fastsess_session_storage_{id(self):x}", default=None)
+        self._stored = True  # current() always looks: cheap enough for a contextvar
 
     def find_session(self):
         """The stored session, or None."""

@@ -5,7 +5,7 @@
 ``@atomic(...)``):
 
 - With no session current for the engine in this task or thread (see
-  ``fastsess.context``), the block opens one and makes it current: it is the
+  ``fastsess.current``), the block opens one and makes it current: it is the
   **outermost** block.  It commits when the block succeeds, rolls back when
   it raises (and re-raises), and closes the session.
 - Inside a transaction scope — an enclosing ``atomic``, ``session_scope`` or
@@ -46,6 +46,11 @@ scopes they open use a new session.  A callback that raises stops the
 remaining ones and its error propagates from the commit (the transaction *is*
 committed); ``robust=True`` logs the error and goes on.  With no current
 session (no transaction to wait for) the callback runs at once.
+
+The bookkeeping (``Transaction``) and the decisions of entering and leaving
+a nested block are I/O-free: the nested paths are step generators a
+session's shell runs (``Session._run_steps``), so a sync and an async
+session share them.
 """
 
 from __future__ import annotations
@@ -54,17 +59,15 @@ import functools
 import inspect
 import logging
 
-from . import counters, registry
-from .config import settings
-from .context import _CURRENT, SESSION, lookup, pop, push
-from .engine import Engine
+from . import counters
+from .current import current, pop, push
 from .errors import (ConnectionLost, TransactionAborted,
                      TransactionManagementError, TransactionRollback)
-from .registry import DEFAULT_NAME
-from .retry import RetryPolicy, call_with_retries
-from .scope import _quiet_rollback
+from .registry import resolve_engine
+from .retry import RetryPolicy
+from .session import finish
 
-LOG = logging.getLogger("fastsess.transaction")
+LOG = logging.getLogger("fastsess.atomic")
 
 _next = next
 _READ_ONLY_SQL = "SET TRANSACTION READ ONLY"
@@ -223,32 +226,7 @@ class _FlatBlock:
 _FLAT = _FlatBlock()
 
 
-# -- finding, opening and finishing sessions (shared with fastsess.scopes) ----
-
-
-def resolve_engine(using):
-    """The engine ``using`` names: None (the "default" engine of the
-    registry), a registered name, or an Engine."""
-    if using is None:
-        return registry.engine_factory.get_engine(DEFAULT_NAME)
-    if type(using) is str:
-        return registry.engine_factory.get_engine(using)
-    if isinstance(using, Engine):
-        return using
-    raise TypeError(f"using must be an engine name or an Engine, got {type(using).__name__}")
-
-
-def current(engine):
-    """The session scopes reuse for ``engine`` here: the one current in this
-    task or thread, else the one stored in its thread storage, else None."""
-    if _CURRENT.get() is not None:
-        frame = lookup(engine)
-        if frame is not None:
-            return frame[SESSION]  # None: hidden while on_commit callbacks run
-    storage = engine._storage
-    if storage._stored:
-        return storage.find_session()
-    return None
+# -- opening and finishing a scope's session (shared with fastsess.scopes) ---
 
 
 def open_session(engine, readonly=False, record=None, bookkeeping=False):
@@ -277,54 +255,16 @@ def open_session(engine, readonly=False, record=None, bookkeeping=False):
 
 
 def finish_session(session, pushed, failed, auto_commit, auto_rollback) -> None:
-    """End a scope that opened ``session``: commit (``auto_commit``) or roll
-    back (``failed`` and ``auto_rollback``), close, stop it being current.
-    Whatever is left uncommitted is rolled back by ``close()``."""
+    """End a scope that opened ``session`` (``fastsess.session.finish``) and
+    stop it being current."""
     try:
-        if not failed:
-            if auto_commit:
-                try:
-                    session.commit()
-                except BaseException:
-                    _quiet_rollback(session)
-                    raise
-        else:
-            if session._dirty:  # work was done: a failed transaction
-                _next(counters.failures)
-            if auto_rollback:
-                _quiet_rollback(session)
+        finish(session, failed, auto_commit, auto_rollback)
     finally:
-        try:
-            session.close()
-        finally:
-            session._tx = None  # a closed session used again starts without bookkeeping
-            pop(pushed)
+        session._tx = None  # a closed session used again starts without bookkeeping
+        pop(pushed)
 
 
-def _rollback_to(session, tx, name, mark, cause) -> bool:
-    """Undo a savepoint block: drop its callbacks, roll back to and release
-    its savepoint.  False when that failed: the transaction is then gone."""
-    del tx.callbacks[mark:]
-    try:
-        session.execute("ROLLBACK TO SAVEPOINT " + name)
-        session.execute("RELEASE SAVEPOINT " + name)
-    except BaseException as e:
-        # MySQL after a deadlock: "SAVEPOINT ... does not exist" (the server
-        # rolled everything back); or the connection is gone.
-        tx.gone = True
-        if tx.doomed is None:
-            tx.doomed = cause if cause is not None else e
-        if not isinstance(e, Exception):
-            raise
-        LOG.debug("rollback to savepoint %s failed: %s", name, e)
-        return False
-    _next(counters.savepoint_rollbacks)
-    tx.doomed = None
-    tx.last_error = None
-    return True
-
-
-# -- atomic -------------------------------------------------------------------
+# -- atomic blocks ------------------------------------------------------------
 
 
 def _check_plain_function(func, what: str) -> None:
@@ -343,22 +283,7 @@ def enter_block(using, savepoint, durable, record=None):
     if session is None:
         session, pushed = open_session(engine, False, record, True)
         return session, pushed, _OUTERMOST
-    if durable:
-        raise TransactionManagementError(
-            f"a durable atomic block cannot be nested: a transaction scope is already open "
-            f"for engine {engine.name!r} in this task or thread")
-    tx = Transaction.of(session)
-    if tx.doomed is not None or tx.gone:
-        raise _aborted(tx, "the enclosing transaction")
-    if savepoint:
-        name = tx.next_savepoint()
-        session.execute("SAVEPOINT " + name)
-        _next(counters.savepoints)
-        block = (name, len(tx.callbacks))
-    else:
-        block = _JOINED
-    tx.blocks.append(block)
-    return session, None, block
+    return session, None, session._run_steps(_enter_nested(session, engine, savepoint, durable))
 
 
 def exit_block(session, pushed, block, exc) -> None:
@@ -374,10 +299,37 @@ def exit_block(session, pushed, block, exc) -> None:
             finish_session(session, pushed, True, False, True)
         raise TransactionManagementError(
             "atomic blocks ended out of order (a session shared between tasks or threads?)")
-    tx.blocks.pop()
     if block is _OUTERMOST:
+        tx.blocks.pop()
         finish_session(session, pushed, exc is not None, True, True)
         return
+    session._run_steps(_exit_nested(session, tx, block, exc))
+
+
+def _enter_nested(session, engine, savepoint, durable):
+    """Steps of entering a block inside an open transaction; returns the block."""
+    if durable:
+        raise TransactionManagementError(
+            f"a durable atomic block cannot be nested: a transaction scope is already open "
+            f"for engine {engine.name!r} in this task or thread")
+    tx = Transaction.of(session)
+    if tx.doomed is not None or tx.gone:
+        raise _aborted(tx, "the enclosing transaction")
+    if savepoint:
+        name = tx.next_savepoint()
+        yield ("execute", "SAVEPOINT " + name)
+        _next(counters.savepoints)
+        block = (name, len(tx.callbacks))
+    else:
+        block = _JOINED
+    tx.blocks.append(block)
+    return block
+
+
+def _exit_nested(session, tx, block, exc):
+    """Steps of leaving a nested block (its savepoint released, or rolled
+    back to when ``exc``); raises what the block must raise besides ``exc``."""
+    tx.blocks.pop()
     if block is _JOINED:
         if exc is not None and tx.doomed is None and not tx.gone:
             tx.doomed = exc  # the enclosing transaction must not commit
@@ -387,17 +339,17 @@ def exit_block(session, pushed, block, exc) -> None:
         if tx.gone:
             del tx.callbacks[mark:]
         else:
-            _rollback_to(session, tx, name, mark, exc)
+            yield from _rollback_to(tx, name, mark, exc)
         return
     if tx.gone:
         raise _aborted(tx, "the block")
     if tx.doomed is not None:  # an error in a joined block, caught inside this one
         err = _aborted(tx, "the block")
-        _rollback_to(session, tx, name, mark, tx.doomed)
+        yield from _rollback_to(tx, name, mark, tx.doomed)
         raise err
     earlier = tx.last_error
     try:
-        session.execute("RELEASE SAVEPOINT " + name)
+        yield ("execute", "RELEASE SAVEPOINT " + name)
     except ConnectionLost:
         # The connection died inside the block and this is the first
         # statement to find out: the whole transaction is gone, and the loss
@@ -407,12 +359,36 @@ def exit_block(session, pushed, block, exc) -> None:
     except Exception as release_error:
         # PostgreSQL: an error caught inside the block left the
         # transaction aborted.  Undo the block and say so.
-        _rollback_to(session, tx, name, mark, release_error)
+        yield from _rollback_to(tx, name, mark, release_error)
         cause = earlier if earlier is not None else release_error
         raise TransactionAborted(
             f"the block cannot commit: releasing its savepoint failed ({release_error}); "
             f"the last error inside it was caught: {type(cause).__name__}: {cause}",
             cause) from release_error
+
+
+def _rollback_to(tx, name, mark, cause):
+    """Steps undoing a savepoint block: drop its callbacks, roll back to and
+    release its savepoint; returns False when that failed (the transaction
+    is then gone)."""
+    del tx.callbacks[mark:]
+    try:
+        yield ("execute", "ROLLBACK TO SAVEPOINT " + name)
+        yield ("execute", "RELEASE SAVEPOINT " + name)
+    except BaseException as e:
+        # MySQL after a deadlock: "SAVEPOINT ... does not exist" (the server
+        # rolled everything back); or the connection is gone.
+        tx.gone = True
+        if tx.doomed is None:
+            tx.doomed = cause if cause is not None else e
+        if not isinstance(e, Exception):
+            raise
+        LOG.debug("rollback to savepoint %s failed: %s", name, e)
+        return False
+    _next(counters.savepoint_rollbacks)
+    tx.doomed = None
+    tx.last_error = None
+    return True
 
 
 def _run_atomic(using, savepoint, durable, record, func, args, kwargs):
@@ -466,17 +442,9 @@ class Atomic:
 
         @functools.wraps(func)
         def atomic_call(*args, **kwargs):
-            retries = policy.attempts
-            if retries is None:
-                retries = settings.retry_attempts
-            if not retries:
-                return _run_atomic(using, savepoint, durable, None, func, args, kwargs)
-            retries, delay, max_delay = policy.resolve()
-
-            def attempt(record):
-                return _run_atomic(using, savepoint, durable, record, func, args, kwargs)
-
-            return call_with_retries(attempt, retries, delay, max_delay, what)
+            return policy.run(
+                lambda record: _run_atomic(using, savepoint, durable, record, func, args, kwargs),
+                what)
 
         return atomic_call
 
@@ -493,7 +461,7 @@ def atomic(using=None, savepoint=True, durable=False, *, retry_attempts=None, re
     failure, up to ``retry_attempts`` more times (default: the
     ``configure_session`` value, 0).
     """
-    if callable(using) and not isinstance(using, (str, Engine)):  # bare @atomic
+    if callable(using):  # bare @atomic (an engine name or an Engine is not callable)
         return Atomic()(using)
     policy = None
     if retry_attempts is not None or retry_delay is not None or retry_max_delay is not None:
