@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from .base import STACKS
 from .report import DAGGER, header, summarize
-from .stacks import STACKS
 
 COLORS = {
     "raw": "#7f7f7f",

@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
+from .base import STACKS
 from .connect import DEFAULT_URLS
 from .scenarios import SCENARIOS
-from .stacks import STACKS
 
 FULL_ROUNDS = 15
 QUICK_ROUNDS = 3

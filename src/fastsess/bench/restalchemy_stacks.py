@@ -15,7 +15,7 @@ import uuid
 
 from .connect import restalchemy_url
 from .scenarios import CACHE_KEY_ID, CREATED, PAGE, ROW_COLUMNS, Impl, Workload, simple
-from .stacks import Stack, Unavailable, session_impl
+from .base import Stack, Unavailable, session_impl
 
 
 def _restalchemy_engines():

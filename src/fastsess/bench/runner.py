@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .base import STACKS, Unavailable
 from .connect import connection_id, unreachable_message
 from .scenarios import FLOORS, SCENARIOS, Impl, Workload, floor_impl
-from .stacks import STACKS, EngineLender, Unavailable, open_stack, versions
+from .stacks import EngineLender, open_stack, versions
 
 FLOOR = STACKS["raw"]
 FORMAT = 1  # version of the JSON document

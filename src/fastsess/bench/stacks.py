@@ -10,67 +10,15 @@ it too (see ``fastsess.bench`` for why).
 from __future__ import annotations
 
 import contextlib
-from importlib import metadata
 
-from .connect import is_floor_connection, sqlalchemy_url
+from .base import STACKS, Stack, Unavailable, session_impl, version_of
+from .connect import sqlalchemy_url
 from .scenarios import CACHE_KEY_ID, ROW_COLUMNS, Impl, Workload, as_dicts, values
 from .twin import native_missing_reason, twin_package
 
-# key -> name shown in the table, in table order.
-STACKS = {
-    "raw": "raw driver",
-    "fastsess": "fastsess",
-    "pure": "fastsess pure",
-    "ra": "RESTAlchemy",
-    "ra-fastsess": "RESTAlchemy on fastsess",
-    "sqlalchemy": "SQLAlchemy Core",
-}
-
-
-class Unavailable(Exception):
-    """A stack that cannot run here; the message says why."""
-
-
-def version_of(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-class Stack:
-    """One way of doing the scenarios.  ``impl(key)`` gives its ``Impl`` of a scenario."""
-
-    key = ""
-    #: True when the stack runs on the floor's own engine (no floor of its own needed).
-    on_floor_engine = False
-
-    def __init__(self, workload: Workload):
-        self.w = workload
-
-    @property
-    def name(self) -> str:
-        return STACKS[self.key]
-
-    def active(self):
-        """Entered (untimed) around each of the stack's runs."""
-        return contextlib.nullcontext()
-
-    def pairable(self) -> bool:
-        """Whether ``borrow()`` lends a connection of the floor's driver."""
-        with self.borrow() as conn:
-            return is_floor_connection(self.w.dialect, conn)
-
-    def borrow(self):  # pragma: no cover - abstract
-        """A context giving the stack's own (only) driver connection."""
-        raise NotImplementedError
-
-    def impl(self, key: str) -> Impl:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def close(self) -> None:
-        pass
-
+# STACKS and Unavailable come from .base; they stay importable from here.
+__all__ = ["STACKS", "Unavailable", "EngineLender", "FastsessStack", "SQLAlchemyStack",
+           "open_stack", "versions"]
 
 # -- fastsess -----------------------------------------------------------------
 
@@ -240,40 +188,6 @@ class SQLAlchemyStack(Stack):
 
     def close(self) -> None:
         self.engine.dispose()
-
-
-def session_impl(key: str, engine, w: Workload) -> Impl:
-    """The fetch, cycle and point scenarios through ``engine.session_manager()``:
-    the same code for fastsess and for RESTAlchemy's engines."""
-    sql, n = w.sql, w.size[key]
-    if key == "fetch":
-        statement = sql["fetch"]
-
-        def fetch():
-            with engine.session_manager() as s:
-                return s.execute(statement).fetchall()
-
-        return Impl(fetch, outcome=as_dicts)
-    if key == "cycle":
-        def cycle():
-            manager = engine.session_manager
-            for _ in range(n):
-                with manager() as s:
-                    rows = s.execute("SELECT 1").fetchall()
-            return n, rows
-
-        return Impl(cycle, outcome=lambda r: (r[0], values(r[1])))
-    ids, statement = w.point_ids, sql["point"]
-
-    def point():
-        out = []
-        with engine.session_manager() as s:
-            execute = s.execute
-            for i in ids:
-                out.append(execute(statement, (i,)).fetchone())
-        return out
-
-    return Impl(point, outcome=as_dicts)
 
 
 def open_stack(key: str, workload: Workload, engine) -> Stack:

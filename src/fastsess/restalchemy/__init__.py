@@ -19,7 +19,10 @@ import PgSQLEngine``) before ``install()`` keeps the stock class.
 ``install()`` is idempotent, thread-safe, prints nothing, and may be called
 before or after RESTAlchemy is imported (it imports what it patches).  This
 package is a leaf: ``import fastsess`` never imports it, and importing it
-does not import RESTAlchemy.
+does not import RESTAlchemy.  ``install()`` imports no database driver for
+fastsess: each drop-in engine class imports its own when an engine is made
+(RESTAlchemy 16's engines module itself imports psycopg, psycopg_pool and
+mysql-connector).
 """
 
 from __future__ import annotations

@@ -21,6 +21,12 @@ Differences from the stock engines, by design:
 - ``escape`` and the engine's dialect refuse table and column names that
   could break out of their quotes (``fastsess.restalchemy.identifiers``);
   other names are quoted exactly as stock.
+
+Each engine class imports its own driver when an engine is made, not when
+this module is imported (which ``install()`` does): a MySQL drop-in needs no
+psycopg from fastsess, a PostgreSQL one no mysqlclient.  (RESTAlchemy 16's
+own ``restalchemy.storage.sql.engines`` imports psycopg, psycopg_pool and
+mysql-connector itself.)
 """
 
 from __future__ import annotations
@@ -28,14 +34,10 @@ from __future__ import annotations
 import weakref
 from urllib import parse
 
-import psycopg
-from MySQLdb.constants import CLIENT
 from restalchemy.storage.sql import engines as ra_engines
 from restalchemy.storage.sql import sessions as ra_sessions
 
 from .. import errors as fs_errors
-from ..drivers.mysql import MySQLAdapter
-from ..drivers.postgresql import PostgreSQLAdapter
 from ..engine import Engine
 from . import identifiers, sessions
 
@@ -43,8 +45,6 @@ from . import identifiers, sessions
 # imports it before it touches RESTAlchemy's module).
 StockPgSQLEngine = ra_engines.PgSQLEngine
 StockMySQLEngine = ra_engines.MySQLEngine
-
-_IDLE = psycopg.pq.TransactionStatus.IDLE
 
 # psycopg_pool.ConnectionPool arguments: the pool sizes and times fastsess's
 # pool takes as they are, and the ones that only steer psycopg_pool's own
@@ -90,72 +90,12 @@ def _check_callable(name, value):
     return value
 
 
-class _PgAdapter(PostgreSQLAdapter):
-    """psycopg connections set up as RESTAlchemy's stock engine sets them up:
-    dicts dumped as JSONB; then the caller's ``configure(conn)``."""
-
-    def __init__(self, url, connect_args, readonly, configure=None, reset=None):
-        super().__init__(url, connect_args, readonly)
-        self._configure = configure
-        self._on_reset = reset
-
-    def connect(self):
-        raw = super().connect()  # read_only already set for a readonly engine
-        try:
-            raw.adapters.register_dumper(dict, ra_engines.PgDictJsonbDumper)
-            if self._configure is not None:
-                self._configure(raw)
-                if raw.pgconn.transaction_status != _IDLE:
-                    raise fs_errors.ProgrammingError(
-                        "config['configure'] left the connection inside a transaction; "
-                        "commit or roll back before it returns")
-        except BaseException:
-            raw.close()
-            raise
-        return raw
-
-
-class _PgResettingAdapter(_PgAdapter):
-    """A ``_PgAdapter`` that also runs the caller's ``reset(conn)`` on every
-    connection given back (psycopg_pool's ``reset``); one that raises or
-    leaves a transaction open is discarded."""
-
-    def reset(self, raw, in_transaction):
-        state = super().reset(raw, in_transaction)
-        if state is False:
-            return False
-        try:
-            self._on_reset(raw)
-        except Exception:
-            return False
-        return state if raw.pgconn.transaction_status == _IDLE else False
-
-
-class _MySQLAdapter(MySQLAdapter):
-    """mysqlclient connections, then the caller's ``configure(conn)``."""
-
-    def __init__(self, url, connect_args, readonly, configure=None, reset=None):
-        super().__init__(url, connect_args, readonly)
-        self._configure = configure
-
-    def connect(self):
-        raw = super().connect()
-        if self._configure is not None:
-            try:
-                self._configure(raw)
-            except BaseException:
-                raw.close()
-                raise
-        return raw
-
-
 class DropInEngine(Engine):
     """What both drop-in engines share (see the module docstring)."""
 
     _session_class = None  # set by the subclasses
     # RESTAlchemy's session class the drop-in session stands in for.
     _stock_session = None
-    _adapter_class = None
     # Whether the class overrides get_connection/close_connection (set per
     # subclass): its sessions then take their connections through them.
     _routes_connections = False
@@ -191,7 +131,14 @@ class DropInEngine(Engine):
         self._finalizer = weakref.finalize(self, self._pool.close)
 
     def _make_adapter(self, url, connect_args, readonly):
-        return self._adapter_class(url, connect_args, readonly, self._configure, self._on_reset)
+        # Each dialect's adapter module imports its own driver, here rather
+        # than when install() imports this module.
+        if url.dialect == "postgresql":
+            from .adapters_pgsql import adapter_class
+        else:
+            from .adapters_mysql import adapter_class
+        cls = adapter_class(self._on_reset is not None)
+        return cls(url, connect_args, readonly, self._configure, self._on_reset)
 
     def __repr__(self) -> str:
         state = " closed" if self._pool.closed else ""
@@ -304,18 +251,12 @@ class PgSQLEngine(DropInEngine, StockPgSQLEngine):
         _unknown(config, set(_PG_POOL_OPTIONS) | _PG_IGNORED | _PG_HANDLED, "PostgreSQL")
         return options, connect_args, configure, reset
 
-    @property
-    def _adapter_class(self):
-        return _PgAdapter if self._on_reset is None else _PgResettingAdapter
-
-
 
 class MySQLEngine(DropInEngine, StockMySQLEngine):
     """RESTAlchemy's ``MySQLEngine`` on fastsess (mysqlclient)."""
 
     _session_class = sessions.MySQLSession
     _stock_session = ra_sessions.MySQLSession
-    _adapter_class = _MySQLAdapter
 
     def __init__(self, db_url, config=None, query_cache=False, readonly=False):
         DropInEngine.__init__(self, db_url, config, query_cache, readonly)
@@ -355,8 +296,7 @@ class MySQLEngine(DropInEngine, StockMySQLEngine):
             config.pop(key, None)
         _unknown(config, set(_MYSQL_POOL_OPTIONS) | set(_MYSQL_CONNECT) | set(_MYSQL_SSL)
                  | _MYSQL_IGNORED | _MYSQL_HANDLED, "MySQL")
-        # mysql-connector counts the rows an UPDATE matched, not the ones it
-        # changed; RESTAlchemy's update() reads that count.
-        connect_args["client_flag"] = connect_args.get("client_flag", 0) | CLIENT.FOUND_ROWS
-        return options, connect_args, configure, None
+        from .adapters_mysql import FOUND_ROWS
 
+        connect_args["client_flag"] = connect_args.get("client_flag", 0) | FOUND_ROWS
+        return options, connect_args, configure, None

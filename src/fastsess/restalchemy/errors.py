@@ -14,15 +14,15 @@ the class the stock session would have raised for the same server error, with
 the attributes RESTAlchemy reads.  RESTAlchemy's own handlers then turn it into
 ``ConflictRecords``, ``DeadLock``, ... exactly as they do on the stock stack.
 Errors that do not come from the driver (``PoolTimeout``, ``SessionClosed``)
-are raised unchanged.
+are raised unchanged.  Each side imports its driver's classes when it first
+translates an error, so importing this module needs neither driver.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 
-import psycopg
-from mysql.connector import errors as connector_errors
 from restalchemy.common import exceptions as ra_common_exc
 from restalchemy.storage import exceptions as ra_storage_exc
 
@@ -32,8 +32,6 @@ from .. import errors as fs_errors
 _COMBINED: dict = {}
 _COMBINED_LOCK = threading.Lock()
 
-# mysql-connector raises these for statements whose parameters do not fit.
-_CONNECTOR_PARAMETER_ERROR = connector_errors.ProgrammingError
 _MYSQL_DEADLOCK = 1213
 
 
@@ -99,6 +97,8 @@ def as_psycopg_error(err):
     is also of the psycopg error's class, with its ``diag``, ``sqlstate``
     and message (``str()`` keeps the server's DETAIL line, which
     RESTAlchemy's ``ConflictRecords`` parses)."""
+    import psycopg  # loaded already: only PostgreSQL sessions call this
+
     orig = getattr(err, "orig", None)
     if not isinstance(orig, psycopg.Error) or isinstance(err, type(orig)):
         return err
@@ -121,6 +121,10 @@ def as_connector_error(err, raw, scrub):
     """
     if not isinstance(err, fs_errors.DatabaseError):
         return err
+    # Only MySQL sessions call this: RESTAlchemy's MySQL code catches
+    # mysql-connector's classes, so it is installed there.
+    from mysql.connector import errors as connector_errors
+
     orig = getattr(err, "orig", None)
     args = getattr(orig, "args", ())
     errno = args[0] if args and type(args[0]) is int else None
@@ -138,7 +142,7 @@ def as_connector_error(err, raw, scrub):
     if errno is None:
         # Not the server's: mysqlclient's own check of the parameters
         # (mysql-connector raises ProgrammingError for those).
-        driver_cls = _CONNECTOR_PARAMETER_ERROR
+        driver_cls = connector_errors.ProgrammingError
         sqlstate = None
     else:
         sqlstate = _last_sqlstate(raw)
@@ -168,6 +172,10 @@ def conflict_text(err) -> str:
     ``value`` from: mysql-connector's ``msg`` on MySQL, ``str()`` of the
     psycopg error on PostgreSQL."""
     msg = getattr(err, "msg", None)
-    if isinstance(err, connector_errors.Error) and isinstance(msg, str):
+    # An error can only be mysql-connector's if mysql-connector is loaded;
+    # a PostgreSQL process need not have it.
+    connector_errors = sys.modules.get("mysql.connector.errors")
+    if connector_errors is not None and isinstance(err, connector_errors.Error) \
+            and isinstance(msg, str):
         return msg
     return str(err)
