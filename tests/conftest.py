@@ -18,6 +18,9 @@ import pytest
 import fastsess
 import fastsess._speedups_py as twin
 
+# The RESTAlchemy drop-in's fixtures (ra_engine, ra_models, drop_in, ...).
+pytest_plugins = ["tests.restalchemy_models"]
+
 PG_URL = os.environ.get("FASTSESS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("FASTSESS_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
 URLS = {"postgresql": PG_URL, "mysql": MYSQL_URL}

@@ -1,5 +1,10 @@
 """RESTAlchemy models, tables and fixtures for the tests of fastsess.restalchemy.
 
+A pytest plugin (``pytest_plugins`` in ``tests/conftest.py``), so its
+fixtures reach every test module without being imported by name.  It imports
+RESTAlchemy only inside its fixtures and helpers: the suite loads it without
+RESTAlchemy installed, and a test that needs RESTAlchemy skips there.
+
 RESTAlchemy tests run in a database of their own per dialect, made for this
 test session and dropped after it: RESTAlchemy's migrations keep a fixed
 ``ra_migrations`` table, and colleagues' runs share the servers.  Model
@@ -15,15 +20,9 @@ import uuid
 import pytest
 
 import fastsess
+import fastsess.restalchemy as fs_ra  # imports no RESTAlchemy
 
 from .conftest import URLS, raw_query
-
-ra_engines = pytest.importorskip("restalchemy.storage.sql.engines")
-
-import fastsess.restalchemy as fs_ra  # noqa: E402
-from restalchemy.dm import models, properties, relationships  # noqa: E402
-from restalchemy.dm import types as ra_types  # noqa: E402
-from restalchemy.storage.sql import orm  # noqa: E402
 
 # Small pools: tests open several engines at once on shared servers.
 SMALL_POOL = {"postgresql": {"min_size": 0, "max_size": 4, "timeout": 10},
@@ -77,9 +76,15 @@ def ra_url(dialect, ra_databases):
     return ra_databases[dialect]
 
 
+def ra_engines_module():
+    """RESTAlchemy's engines module; skips the test without RESTAlchemy."""
+    return pytest.importorskip("restalchemy.storage.sql.engines")
+
+
 @pytest.fixture
 def drop_in():
     """fastsess.restalchemy installed for the test, put back as found after."""
+    ra_engines = ra_engines_module()
     was = fs_ra.installed()
     fs_ra.install()
     yield
@@ -91,6 +96,7 @@ def drop_in():
 @pytest.fixture
 def ra_engine(drop_in, ra_url, dialect):
     """The RESTAlchemy factory's default engine, fastsess-backed."""
+    ra_engines = ra_engines_module()
     ra_engines.engine_factory.configure_factory(db_url=ra_url, config=dict(SMALL_POOL[dialect]))
     return ra_engines.engine_factory.get_engine()
 
@@ -101,6 +107,10 @@ def _now():
 
 def make_models(dialect):
     """Model classes on fresh table names, and the DDL to create/drop them."""
+    from restalchemy.dm import models, properties, relationships
+    from restalchemy.dm import types as ra_types
+    from restalchemy.storage.sql import orm
+
     suffix = uuid.uuid4().hex[:10]
     # PostgreSQL stores dicts as jsonb (dumped by RESTAlchemy's JSONB
     # dumper); MySQL as JSON text, through RESTAlchemy's JSON-fields mixin.

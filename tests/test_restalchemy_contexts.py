@@ -11,8 +11,7 @@ import uuid
 import orjson
 import pytest
 
-from .restalchemy_models import (  # noqa: F401  (fixtures)
-    SMALL_POOL, drop_in, ra_databases, ra_engine, ra_models, ra_url)
+pytest.importorskip("restalchemy")
 
 from restalchemy.api import applications, controllers, resources, routes  # noqa: E402
 from restalchemy.api.middlewares import contexts as context_middleware  # noqa: E402
@@ -27,6 +26,8 @@ from restalchemy.storage.sql import utils as ra_sql_utils  # noqa: E402
 
 import fastsess  # noqa: E402
 from fastsess import errors  # noqa: E402
+
+from .restalchemy_models import SMALL_POOL  # noqa: E402
 
 READONLY = "readonly"
 

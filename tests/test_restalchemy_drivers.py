@@ -11,8 +11,7 @@ import uuid
 
 import pytest
 
-from .restalchemy_models import (  # noqa: F401  (fixtures)
-    SMALL_POOL, drop_in, ra_databases, ra_engine, ra_models, ra_url)
+pytest.importorskip("restalchemy")
 
 import psycopg  # noqa: E402
 from mysql.connector import errors as connector_errors  # noqa: E402
@@ -22,6 +21,8 @@ from restalchemy.storage.sql import engines as ra_engines  # noqa: E402
 
 from fastsess import errors  # noqa: E402
 from fastsess.restalchemy import placeholders  # noqa: E402
+
+from .restalchemy_models import SMALL_POOL  # noqa: E402
 
 
 @pytest.fixture

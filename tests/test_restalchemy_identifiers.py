@@ -18,8 +18,7 @@ import pytest
 
 import fastsess
 
-from .restalchemy_models import (  # noqa: F401  (fixtures)
-    drop_in, make_models, ra_databases, ra_engine, ra_url)
+pytest.importorskip("restalchemy")
 
 from restalchemy.dm import filters as dm_filters  # noqa: E402
 from restalchemy.dm import models, properties  # noqa: E402
@@ -30,6 +29,8 @@ from restalchemy.storage.sql import migrations, orm  # noqa: E402
 import fastsess.restalchemy as fs_ra  # noqa: E402
 from fastsess.restalchemy import engines as drop_in_engines  # noqa: E402
 from fastsess.restalchemy import identifiers  # noqa: E402
+
+from .restalchemy_models import make_models  # noqa: E402
 
 QUOTE = {"postgresql": '"', "mysql": "`"}
 UTC = datetime.timezone.utc

@@ -10,8 +10,7 @@ from unittest import mock
 
 import pytest
 
-from .restalchemy_models import (  # noqa: F401  (fixtures)
-    SMALL_POOL, drop_in, ra_databases, ra_engine, ra_url)
+pytest.importorskip("restalchemy")
 
 from restalchemy.storage.sql import engines as ra_engines  # noqa: E402
 from restalchemy.storage.sql import sessions as ra_sessions  # noqa: E402
@@ -19,6 +18,8 @@ from restalchemy.storage.sql import sessions as ra_sessions  # noqa: E402
 import fastsess  # noqa: E402
 import fastsess.restalchemy as fs_ra  # noqa: E402
 from fastsess.restalchemy import engines as drop_in_engines  # noqa: E402
+
+from .restalchemy_models import SMALL_POOL  # noqa: E402
 
 
 @pytest.fixture

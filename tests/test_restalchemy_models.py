@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 
-from .restalchemy_models import (  # noqa: F401  (fixtures)
-    drop_in, ra_databases, ra_engine, ra_models, ra_url)
+pytest.importorskip("restalchemy")
 
 from restalchemy.dm import filters as dm_filters  # noqa: E402
 from restalchemy.storage import exceptions as ra_exc  # noqa: E402

@@ -1,4 +1,4 @@
-"""Sessions on the real servers: statements, results, transactions, lifecycle."""
+"""Sessions on the real servers: statements, transactions, lifecycle (results: test_result.py)."""
 
 from __future__ import annotations
 
@@ -39,61 +39,6 @@ def test_close_without_commit_rolls_back(engine, table, raw_connect):
     assert stats["in_use"] == 0 and stats["rollbacks_on_checkin"] == 1
 
 
-def test_results_are_dicts_equal_to_driver_rows(engine, table, raw_connect):
-    with engine.session_manager() as s:
-        s.execute_many(f"INSERT INTO {table} (id, name, n) VALUES (%s, %s, %s)",
-                       [(i, f"name {i}", i * 10) for i in range(1, 6)])
-    with engine.session_manager() as s:
-        rows = s.execute(f"SELECT id, name, n FROM {table} ORDER BY id").fetchall()
-    expected = raw_query(raw_connect(), f"SELECT id, name, n FROM {table} ORDER BY id")
-    assert rows == [dict(zip(("id", "name", "n"), r)) for r in expected]
-    assert all(type(r) is dict for r in rows)
-    rows[0]["id"] = 99  # rows are fresh, mutable dicts
-    assert rows[1]["id"] == 2
-
-
-def test_fetchone_fetchmany_iteration_and_description(engine, table):
-    with engine.session_manager() as s:
-        s.execute_many(f"INSERT INTO {table} (id, name) VALUES (%s, %s)",
-                       [(i, str(i)) for i in range(1, 6)])
-        r = s.execute(f"SELECT id, name FROM {table} ORDER BY id")
-        assert [d[0] for d in r.description] == ["id", "name"]
-        assert r.keys() == ["id", "name"]
-        assert r.fetchone() == {"id": 1, "name": "1"}
-        assert r.fetchmany(2) == [{"id": 2, "name": "2"}, {"id": 3, "name": "3"}]
-        assert list(r) == [{"id": 4, "name": "4"}, {"id": 5, "name": "5"}]
-        assert r.fetchone() is None
-        assert s.execute(f"SELECT id FROM {table} WHERE id > %s", (10,)).fetchall() == []
-
-
-def test_rowcount_and_fetch_without_result_set(engine, table):
-    with engine.session_manager() as s:
-        r = s.execute(f"INSERT INTO {table} (id) VALUES (1), (2), (3)")
-        assert r.rowcount == 3
-        with pytest.raises(errors.ProgrammingError, match="no rows to fetch"):
-            r.fetchall()
-        assert s.execute(f"UPDATE {table} SET n = 1 WHERE id > %s", (1,)).rowcount == 2
-
-
-def test_lastrowid(engine, dialect, raw_connect):
-    conn = raw_connect()
-    if dialect == "mysql":
-        raw_query(conn, "CREATE TABLE t_autoinc (id INT AUTO_INCREMENT PRIMARY KEY, v INT)")
-    else:
-        raw_query(conn, "CREATE TABLE t_autoinc (id SERIAL PRIMARY KEY, v INT)")
-    try:
-        with engine.session_manager() as s:
-            first = s.execute("INSERT INTO t_autoinc (v) VALUES (%s)", (1,)).lastrowid
-            second = s.execute("INSERT INTO t_autoinc (v) VALUES (%s)", (2,)).lastrowid
-            if dialect == "mysql":
-                assert (first, second) == (1, 2)
-            else:  # PostgreSQL has no last-insert id; RETURNING says it
-                assert first is None and second is None
-                assert s.execute("INSERT INTO t_autoinc (v) VALUES (3) RETURNING id").fetchone() == {"id": 3}
-    finally:
-        raw_query(conn, "DROP TABLE t_autoinc")
-
-
 def test_percent_literal_with_and_without_params(engine):
     with engine.session_manager() as s:
         # With params, %% is one literal percent on both databases.
@@ -101,11 +46,6 @@ def test_percent_literal_with_and_without_params(engine):
         assert s.execute("SELECT %s LIKE 'a%%' AS m", ("abc",)).fetchone()["m"] in (1, True)
         # Without params the statement is sent as written.
         assert s.execute("SELECT 'a%b' AS p").fetchone() == {"p": "a%b"}
-
-
-def test_duplicate_column_labels_last_wins(engine):
-    with engine.session_manager() as s:
-        assert s.execute("SELECT 1 AS x, 2 AS x").fetchall() == [{"x": 2}]
 
 
 def test_connection_is_checked_out_lazily(engine):
@@ -246,13 +186,6 @@ def test_query_cache_minimal(engine, table):
         assert s.cache.fetchall(locked, (1,)) is not s.cache.fetchall(locked, (1,))
         s.rollback()
         assert len(s.cache) == 0
-
-
-def test_non_ascii_column_labels(engine, dialect):
-    q = '"' if dialect == "postgresql" else "`"
-    with engine.session_manager() as s:
-        row = s.execute(f"SELECT 1 AS {q}café{q}, %s AS {q}日本{q}", ("x",)).fetchone()
-    assert row == {"café": 1, "日本": "x"}
 
 
 # -- a caught error and the commit after it -------------------------------------------

@@ -275,9 +275,9 @@ def test_psycopg_pool_style_timeout_takes_effect(dialect, url):
     try:
         waiter = engine.get_session()
         started = time.monotonic()
-        with pytest.raises(errors.PoolTimeout):
+        with pytest.raises(errors.PoolTimeout, match=r"within 0\.3 s"):  # not the default 30 s
             waiter.execute("SELECT 1")
-        assert 0.3 <= time.monotonic() - started < 3
+        assert time.monotonic() - started >= 0.3  # and it did wait that long
         waiter.close()
     finally:
         held.close()
@@ -307,12 +307,13 @@ def test_psycopg_pool_style_max_waiting_takes_effect(dialect, url):
         while engine.pool_stats()["waiting"] != 1:
             assert time.monotonic() < deadline, "the first waiter never started waiting"
             time.sleep(0.01)
-        # One caller already waits: the next one is refused at once.
+        # One caller already waits: the next one is refused at once, without
+        # queueing behind it (the first is still the only waiter, still waiting).
         extra = engine.get_session()
-        started = time.monotonic()
         with pytest.raises(errors.PoolTooManyWaiting):
             extra.execute("SELECT 1")
-        assert time.monotonic() - started < 1
+        stats = engine.pool_stats()
+        assert stats["waiting"] == 1 and stats["timeouts"] == 0 and outcome == []
         extra.close()
     finally:
         held.close()

@@ -212,7 +212,8 @@ def test_backend_killed_during_statement(dialect, url, raw_connect):
     raises ConnectionLost at once; the connection is discarded."""
     engine = fastsess.create_engine(url, max_size=2, timeout=5)
     admin = raw_connect()
-    sleep_sql = "SELECT pg_sleep(5)" if dialect == "postgresql" else "SELECT SLEEP(5)"
+    # Longer than the test ever waits: if it ends, the kill ended it.
+    sleep_sql = "SELECT pg_sleep(600)" if dialect == "postgresql" else "SELECT SLEEP(600)"
     ids: queue.Queue = queue.Queue()
     outcome: dict = {}
 
@@ -220,28 +221,25 @@ def test_backend_killed_during_statement(dialect, url, raw_connect):
         s = engine.get_session()
         try:
             ids.put(backend_id(s))
-            started = time.monotonic()
             try:
                 s.execute(sleep_sql).fetchall()
                 outcome["result"] = "completed"
             except BaseException as e:  # noqa: BLE001 - checked by the test
                 outcome["exc"] = e
-            outcome["elapsed"] = time.monotonic() - started
         finally:
             s.close()
 
     try:
         before = engine.pool_stats()
-        worker = threading.Thread(target=run, name="fastsess-fault-sleeper")
+        worker = threading.Thread(target=run, name="fastsess-fault-sleeper", daemon=True)
         worker.start()
         victim = ids.get(timeout=10)
         wait_statement_running(admin, dialect, victim, "sleep")
         kill_backend(admin, dialect, victim)
         worker.join(15)
-        assert not worker.is_alive()
+        assert not worker.is_alive(), "the statement was not interrupted by the kill"
         exc = outcome.get("exc")
         assert type(exc) is errors.ConnectionLost, outcome
-        assert outcome["elapsed"] < 4.5, outcome  # interrupted, not run to its end
         stats = engine.pool_stats()
         assert stats["connections_discarded"] - before["connections_discarded"] == 1, stats
         assert stats["in_use"] == 0 and stats["size"] == 0, stats
