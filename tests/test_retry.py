@@ -72,7 +72,12 @@ def test_deadlock_between_two_threads_is_retried_to_success(engine, dialect, tab
     fastsess.reset_session_stats()
     run_threads(lambda: worker("A", 1, 2), lambda: worker("B", 2, 1))
     assert outcome == {"A": "ok", "B": "ok"}
-    assert sorted(calls.values()) == [1, 2]  # the loser ran once more
+    # The loser ran once more.  (Rarely the retry, run at once here since the
+    # backoff does not sleep, takes its first row before the winner gets it
+    # and deadlocks again, or PostgreSQL aborts both sides: then a unit runs
+    # once more per deadlock, and the counts below still hold.)
+    retried = calls["A"] + calls["B"] - 2
+    assert retried >= 1 and min(calls.values()) >= 1
     first_row = {"A": 1, "B": 2}
     # Each unit's writes are present exactly once: both rows updated twice,
     # one insert per unit (10 * its first row + its attempt), none from the
@@ -81,9 +86,10 @@ def test_deadlock_between_two_threads_is_retried_to_success(engine, dialect, tab
     assert dict(raw_query(raw_connect(), f"SELECT id, n FROM {table}")) == {1: 2, 2: 2, **inserted}
     # Only the successful attempts' callbacks ran.
     assert sorted(committed) == sorted([("A", calls["A"]), ("B", calls["B"])])
-    assert retries_done() == 1 and len(sleeps) == 1 and 0.005 <= sleeps[0] <= 0.01
+    assert retries_done() == retried and len(sleeps) == retried
+    assert all(0.005 <= wait <= 0.02 for wait in sleeps)  # retry_delay * 2**(n-1) * [0.5, 1)
     stats = fastsess.get_session_stats()
-    assert stats["committed_transactions"] == 2 and stats["failed_transactions"] == 1
+    assert stats["committed_transactions"] == 2 and stats["failed_transactions"] == retried
     assert engine.pool_stats()["in_use"] == 0
 
 
