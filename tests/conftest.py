@@ -209,3 +209,50 @@ def server_connection_count(raw_conn, dialect) -> int:
         rows = raw_query(raw_conn, "SELECT count(*) FROM information_schema.processlist "
                                    "WHERE id <> CONNECTION_ID() AND db = DATABASE()")
     return int(rows[0][0])
+
+
+# -- async tests (issue 12), without pytest-asyncio --------------------------------------
+
+#: No async test runs longer than this: a hang fails the test instead of the suite.
+ASYNC_TEST_TIMEOUT = 60.0
+
+
+def run_async(test):
+    """Decorator: run the coroutine function ``test`` (an async test with the
+    usual fixtures as arguments) on a fresh event loop with ``asyncio.run``,
+    bounded by ``ASYNC_TEST_TIMEOUT``.  Async engines are made inside it (an
+    async pool serves the loop that first used it)."""
+    import asyncio
+    import functools
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return asyncio.run(asyncio.wait_for(test(*args, **kwargs), ASYNC_TEST_TIMEOUT))
+
+    return run
+
+
+class async_engine:
+    """``async with async_engine(url, **options) as engine:`` — an AsyncEngine
+    made on the running loop (small pool, short timeout unless given),
+    closed when the block ends."""
+
+    def __init__(self, url, **options):
+        options.setdefault("max_size", 4)
+        options.setdefault("timeout", 5)
+        self._url, self._options, self._engine = url, options, None
+
+    async def __aenter__(self):
+        self._engine = fastsess.create_async_engine(self._url, **self._options)
+        return self._engine
+
+    async def __aexit__(self, *exc):
+        await self._engine.close()
+        return False
+
+
+async def async_backend_id(session) -> int:
+    """The server-side id of the connection async ``session`` uses (checks one out)."""
+    sql = ("SELECT pg_backend_pid() AS bid" if session.engine.dialect_name == "postgresql"
+           else "SELECT CONNECTION_ID() AS bid")
+    return int((await session.execute(sql)).fetchone()["bid"])

@@ -63,9 +63,10 @@ from . import counters
 from .current import current, pop, push
 from .errors import (ConnectionLost, TransactionAborted,
                      TransactionManagementError, TransactionRollback)
-from .registry import resolve_engine
-from .retry import RetryPolicy
+from .registry import current_for, resolve_async_engine, resolve_engine
+from .retry import UNIT_RECORD, RetryPolicy
 from .session import finish
+from .session_async import finish as finish_async
 
 LOG = logging.getLogger("fastsess.atomic")
 
@@ -149,7 +150,10 @@ class Transaction:
             _next(counters.failures)
             raise _aborted(self)
 
-    def after_commit(self, session, committed: bool) -> None:
+    def after_commit(self, session, committed: bool, run=True):
+        """The COMMIT is over.  When it went through, runs the on_commit
+        callbacks (``run``), or returns them for an async session to run
+        (it awaits the coroutine ones in turn, see ``run_callbacks``)."""
         callbacks = self.callbacks
         if callbacks or self.doomed is not None or self.gone or self.last_error is not None \
                 or not self.pinned:
@@ -158,7 +162,10 @@ class Transaction:
         if committed:
             self.commits += 1
             if callbacks:
+                if not run:
+                    return callbacks
                 self._run(callbacks)
+        return None
 
     def _end(self, session) -> None:
         """The server-side transaction of ``session`` is over: committed,
@@ -189,7 +196,11 @@ class Transaction:
         hidden = push(self.engine, None)
         try:
             for callback, robust in callbacks:
-                _run_callback(callback, robust)
+                result = _run_callback(callback, robust)
+                if inspect.isawaitable(result):
+                    getattr(result, "close", lambda: None)()  # (never awaited: no warning)
+                    raise TypeError(f"on_commit callback {callback!r} returned an awaitable: "
+                                    "coroutine callbacks need an async session")
         finally:
             pop(hidden)
 
@@ -229,8 +240,8 @@ _FLAT = _FlatBlock()
 # -- opening and finishing a scope's session (shared with fastsess.scopes) ---
 
 
-def open_session(engine, readonly=False, record=None, bookkeeping=False):
-    """Open a session for a scope and make it current: (session, pushed).
+def begin_scope(engine, record=None, bookkeeping=False):
+    """A new session for a scope, made current: (session, pushed).
 
     The session carries a pinned ``Transaction`` when a retry ``record``
     needs its commit count; ``bookkeeping`` (an outermost atomic block)
@@ -238,13 +249,25 @@ def open_session(engine, readonly=False, record=None, bookkeeping=False):
     Transaction is made anyway.  Other scopes leave it to nested blocks and
     on_commit to make one."""
     session = engine.get_session()
+    if record is None:
+        record = UNIT_RECORD.get()  # a with_retry unit's first scopes report to it
     if record is not None:
         tx = session._tx = Transaction(engine, True, [_OUTERMOST] if bookkeeping else None)
-        record.began = True
-        record.tx = tx
+        record.began_transaction(tx)
     elif bookkeeping:
         session._tx = _FLAT
-    pushed = push(engine, session)
+    return session, push(engine, session)
+
+
+def end_scope(session, pushed) -> None:
+    """After a scope's session was finished: it stops being current."""
+    session._tx = None  # a closed session used again starts without bookkeeping
+    pop(pushed)
+
+
+def open_session(engine, readonly=False, record=None, bookkeeping=False):
+    """``begin_scope``, and ``SET TRANSACTION READ ONLY`` for a read-only scope."""
+    session, pushed = begin_scope(engine, record, bookkeeping)
     if readonly:
         try:
             session.execute(_READ_ONLY_SQL)
@@ -260,8 +283,27 @@ def finish_session(session, pushed, failed, auto_commit, auto_rollback) -> None:
     try:
         finish(session, failed, auto_commit, auto_rollback)
     finally:
-        session._tx = None  # a closed session used again starts without bookkeeping
-        pop(pushed)
+        end_scope(session, pushed)
+
+
+async def open_session_async(engine, readonly=False, record=None, bookkeeping=False):
+    """``open_session`` for an async engine."""
+    session, pushed = begin_scope(engine, record, bookkeeping)
+    if readonly:
+        try:
+            await session.execute(_READ_ONLY_SQL)
+        except BaseException:
+            await finish_session_async(session, pushed, True, False, True)
+            raise
+    return session, pushed
+
+
+async def finish_session_async(session, pushed, failed, auto_commit, auto_rollback) -> None:
+    """``finish_session`` for an async session."""
+    try:
+        await finish_async(session, failed, auto_commit, auto_rollback)
+    finally:
+        end_scope(session, pushed)
 
 
 # -- atomic blocks ------------------------------------------------------------
@@ -281,7 +323,7 @@ def enter_block(using, savepoint, durable, record=None):
     engine = resolve_engine(using)
     session = current(engine)
     if session is None:
-        session, pushed = open_session(engine, False, record, True)
+        session, pushed = begin_scope(engine, record, True)
         return session, pushed, _OUTERMOST
     return session, None, session._run_steps(_enter_nested(session, engine, savepoint, durable))
 
@@ -289,21 +331,63 @@ def enter_block(using, savepoint, durable, record=None):
 def exit_block(session, pushed, block, exc) -> None:
     """Close an atomic block that ``exc`` (None: success) ended; raises
     what the block must raise besides ``exc``."""
+    what = _leaving(session, pushed, block, exc)
+    if what is _FINISH:
+        finish_session(session, pushed, exc is not None, True, True)
+    elif what is _ABANDON:
+        finish_session(session, pushed, True, False, True)
+        raise _out_of_order()
+    else:
+        session._run_steps(what)
+
+
+async def enter_block_async(using, savepoint, durable, record=None):
+    """``enter_block`` for async engines."""
+    engine = resolve_async_engine(using)
+    session = current(engine)
+    if session is None:
+        session, pushed = begin_scope(engine, record, True)
+        return session, pushed, _OUTERMOST
+    return session, None, await session._run_steps(
+        _enter_nested(session, engine, savepoint, durable))
+
+
+async def exit_block_async(session, pushed, block, exc) -> None:
+    """``exit_block`` for async sessions."""
+    what = _leaving(session, pushed, block, exc)
+    if what is _FINISH:
+        await finish_session_async(session, pushed, exc is not None, True, True)
+    elif what is _ABANDON:
+        await finish_session_async(session, pushed, True, False, True)
+        raise _out_of_order()
+    else:
+        await session._run_steps(what)
+
+
+_FINISH = "finish"  # _leaving(): end the scope's session
+_ABANDON = "abandon"  # _leaving(): out of order; end the scope's session, raise
+
+
+def _leaving(session, pushed, block, exc):
+    """What leaving ``block`` takes: _FINISH, _ABANDON, the steps of a nested
+    block's exit, or raises (out of order, no session of the block's own)."""
     tx = session._tx
     if tx is _FLAT and block is _OUTERMOST:  # nothing happened that needs bookkeeping
         session._tx = None
-        finish_session(session, pushed, exc is not None, True, True)
-        return
+        return _FINISH
     if tx is None or not tx.blocks or tx.blocks[-1] is not block:
         if pushed is not None:
-            finish_session(session, pushed, True, False, True)
-        raise TransactionManagementError(
-            "atomic blocks ended out of order (a session shared between tasks or threads?)")
+            return _ABANDON
+        raise _out_of_order()
     if block is _OUTERMOST:
         tx.blocks.pop()
-        finish_session(session, pushed, exc is not None, True, True)
-        return
-    session._run_steps(_exit_nested(session, tx, block, exc))
+        return _FINISH
+    return _exit_nested(session, tx, block, exc)
+
+
+def _out_of_order() -> TransactionManagementError:
+    return TransactionManagementError(
+        "atomic blocks ended out of order (a session shared between tasks or threads?)")
 
 
 def _enter_nested(session, engine, savepoint, durable):
@@ -449,6 +533,73 @@ class Atomic:
         return atomic_call
 
 
+async def _run_atomic_async(using, savepoint, durable, record, func, args, kwargs):
+    session, pushed, block = await enter_block_async(using, savepoint, durable, record)
+    try:
+        result = await func(*args, **kwargs)
+    except BaseException as e:
+        await exit_block_async(session, pushed, block, e)
+        raise
+    await exit_block_async(session, pushed, block, None)
+    return result
+
+
+class AsyncAtomic(Atomic):
+    """What ``async_atomic(...)`` returns: an async context manager and a
+    decorator of coroutine functions, with ``Atomic``'s rules."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        raise TypeError("async_atomic() is entered with 'async with'")
+
+    async def __aenter__(self):
+        if self._policy is not None:
+            raise TypeError("an async with block cannot run itself again: use retry options on "
+                            "@async_atomic(...) decorating a coroutine function")
+        entry = await enter_block_async(self.using, self.savepoint, self.durable)
+        self._stack.append(entry)
+        return entry[0]
+
+    async def __aexit__(self, exc_type, exc, tb):
+        session, pushed, block = self._stack.pop()
+        await exit_block_async(session, pushed, block, exc if exc_type is not None else None)
+        return False
+
+    def __call__(self, func):
+        if not inspect.iscoroutinefunction(func):
+            raise TypeError(f"async_atomic decorates a coroutine function, got {func!r}")
+        using, savepoint, durable = self.using, self.savepoint, self.durable
+        policy = self._policy if self._policy is not None else RetryPolicy()
+        what = getattr(func, "__qualname__", repr(func))
+
+        @functools.wraps(func)
+        async def atomic_call(*args, **kwargs):
+            return await policy.run_async(
+                lambda record: _run_atomic_async(using, savepoint, durable, record, func, args,
+                                                 kwargs), what)
+
+        return atomic_call
+
+
+def _atomic(cls, using, savepoint, durable, retry_attempts, retry_delay, retry_max_delay):
+    if callable(using):  # bare @atomic (an engine name or an Engine is not callable)
+        return cls()(using)
+    policy = None
+    if retry_attempts is not None or retry_delay is not None or retry_max_delay is not None:
+        policy = RetryPolicy(retry_attempts, retry_delay, retry_max_delay)
+    return cls(using, savepoint, durable, policy)
+
+
+def async_atomic(using=None, savepoint=True, durable=False, *, retry_attempts=None,
+                 retry_delay=None, retry_max_delay=None):
+    """``atomic`` for async engines: ``async with async_atomic() as session:``,
+    ``@async_atomic``, ``@async_atomic(using=..., retry_attempts=3)`` on a
+    coroutine function.  ``on_commit`` callbacks may be coroutine functions."""
+    return _atomic(AsyncAtomic, using, savepoint, durable, retry_attempts, retry_delay,
+                   retry_max_delay)
+
+
 def atomic(using=None, savepoint=True, durable=False, *, retry_attempts=None, retry_delay=None,
            retry_max_delay=None):
     """A transaction block: see the module docstring.  ``with atomic() as
@@ -461,15 +612,11 @@ def atomic(using=None, savepoint=True, durable=False, *, retry_attempts=None, re
     failure, up to ``retry_attempts`` more times (default: the
     ``configure_session`` value, 0).
     """
-    if callable(using):  # bare @atomic (an engine name or an Engine is not callable)
-        return Atomic()(using)
-    policy = None
-    if retry_attempts is not None or retry_delay is not None or retry_max_delay is not None:
-        policy = RetryPolicy(retry_attempts, retry_delay, retry_max_delay)
-    return Atomic(using, savepoint, durable, policy)
+    return _atomic(Atomic, using, savepoint, durable, retry_attempts, retry_delay,
+                   retry_max_delay)
 
 
-def on_commit(callback, using=None, *, session=None, robust=False) -> None:
+def on_commit(callback, using=None, *, session=None, robust=False):
     """Run ``callback()`` after the current transaction commits (see the
     module docstring).  ``using`` picks the engine whose current session is
     meant; ``session`` names a session directly (any session, also one a
@@ -477,16 +624,16 @@ def on_commit(callback, using=None, *, session=None, robust=False) -> None:
     if not callable(callback):
         raise TypeError(f"on_commit needs a callable, got {type(callback).__name__}")
     if session is None:
-        session = current(resolve_engine(using))
+        session = current_for(using)
     if session is None:
-        _run_callback(callback, robust)
-        return
+        return _run_callback(callback, robust)  # (an async caller awaits a coroutine's)
     Transaction.of(session).callbacks.append((callback, bool(robust)))
+    return None
 
 
 def in_atomic_block(using=None) -> bool:
     """Whether an atomic block is open on the current session of ``using``."""
-    session = current(resolve_engine(using))
+    session = current_for(using)
     return session is not None and session._tx is not None and bool(session._tx.blocks)
 
 
@@ -494,12 +641,14 @@ __all__ = ["atomic", "Atomic", "on_commit", "in_atomic_block", "TransactionManag
            "TransactionAborted"]
 
 
-def _run_callback(callback, robust) -> None:
-    """Run an on_commit callback; a robust one's error is logged, not raised."""
+def _run_callback(callback, robust):
+    """Run an on_commit callback (its result: an awaitable for a coroutine
+    function); a robust one's error is logged, not raised."""
     if not robust:
-        callback()
-        return
+        return callback()
     try:
-        callback()
+        return callback()
     except Exception:
         LOG.exception("on_commit callback %r failed", callback)
+        return None
+

@@ -241,7 +241,8 @@ def get_session_stats() -> dict:
       max of the driver's commit/rollback calls, or None while
       ``enable_monitoring`` is off;
     - ``leak_tracking``: whether ``track_leaks`` is on, and ``tracked_open_sessions``;
-    - ``engines``: each registered engine's ``pool_stats()``, by name.
+    - ``engines``: each registered engine's ``pool_stats()``, by name;
+      ``async_engines``: the same for the async engines made for those names.
     """
     now = counters.snapshot()
     with _lock:
@@ -256,6 +257,7 @@ def get_session_stats() -> dict:
             engines[name] = factory.get_engine(name).pool_stats()
         except Exception:  # destroyed meanwhile
             continue
+    async_engines = {name: engine.pool_stats() for name, engine in list(factory._async.items())}
     return {
         "session_count": d["sessions_opened"],
         "active_sessions": now["sessions_opened"] - now["sessions_closed"],
@@ -272,6 +274,7 @@ def get_session_stats() -> dict:
         "leak_tracking": m.tracking,
         "tracked_open_sessions": m.tracked() if m.tracking else None,
         "engines": engines,
+        "async_engines": async_engines,
     }
 
 

@@ -99,6 +99,7 @@ class PoolState:
              "connections_discarded", "rollbacks_on_checkin", "dead_on_checkout",
              "reconnects", "inherited_dropped"), 0)
         self._conns: set[PooledConnection] = set()  # every open connection, for fork
+        _POOLS.add(self)
 
     @property
     def closed(self) -> bool:
@@ -237,17 +238,33 @@ class PoolState:
         self._size -= len(idle)
         return idle
 
-    def _forget(self) -> tuple:
-        """In a forked child: (every inherited connection, the idle ones),
-        all forgotten."""
+    def _forget_inherited(self) -> list:
+        """In a forked child: let go of every connection the parent opened;
+        returns the idle ones, which nobody holds (the shell may close them).
+
+        Their descriptors are pointed at /dev/null first, so that neither
+        closing them nor a session of the parent's that the child still
+        holds can send anything to the parent's server sessions (a psycopg
+        or mysqlclient close sends a goodbye message that would end them)."""
         inherited, self._conns = self._conns, set()
         idle = [pc for pc in self._idle if not pc.checked_out]
         self._idle = deque()
         self._size = self._in_use = self._waiting = 0
         self._counters["inherited_dropped"] += len(inherited)
-        for pc in inherited:
-            pc.inherited = pc.broken = True
-        return inherited, idle
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            for pc in inherited:
+                pc.inherited = pc.broken = True
+                try:
+                    # Only while the descriptor is still this connection's:
+                    # a number a closed connection gave up may be reused.
+                    if pc.fd >= 0 and self._driver.socket_fd(pc.raw) == pc.fd:
+                        os.dup2(devnull, pc.fd)
+                except Exception:
+                    pass
+        finally:
+            os.close(devnull)
+        return idle
 
     def _stats(self) -> dict:
         out = {
@@ -275,7 +292,6 @@ class Pool(PoolState):
         self._orphans: deque = deque()
         self._reaper: threading.Thread | None = None
         self._stop_reaper = threading.Event()
-        _POOLS.add(self)
 
     # -- checkout / checkin -------------------------------------------------
 
@@ -461,38 +477,23 @@ class Pool(PoolState):
 
     # -- fork ---------------------------------------------------------------
 
-    def _forget_inherited(self) -> None:
-        """In a forked child: let go of every connection the parent opened.
-
-        Their descriptors are pointed at /dev/null first, so that neither
-        closing them here nor a session of the parent's that the child still
-        holds can send anything to the parent's server sessions (a psycopg
-        or mysqlclient close sends a goodbye message that would end them).
-        The locks may have been held by a thread that does not exist in the
-        child, so they are made anew, and so is the reaper."""
+    def _forget_inherited(self) -> list:
+        """``PoolState._forget_inherited``, then the idle connections closed
+        (they write to /dev/null now).  The locks may have been held by a
+        thread that does not exist in the child, so they are made anew, and
+        so is the reaper."""
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._reaper = None
         self._stop_reaper = threading.Event()
         self._orphans = deque()
-        inherited, idle = self._forget()
-        devnull = os.open(os.devnull, os.O_RDWR)
-        try:
-            for pc in inherited:
-                try:
-                    # Only while the descriptor is still this connection's:
-                    # a number a closed connection gave up may be reused.
-                    if pc.fd >= 0 and self._driver.socket_fd(pc.raw) == pc.fd:
-                        os.dup2(devnull, pc.fd)
-                except Exception:
-                    pass
-        finally:
-            os.close(devnull)
-        for pc in idle:  # nobody holds these: close them now (they write to /dev/null)
+        idle = super()._forget_inherited()
+        for pc in idle:
             try:
                 self._driver.close(pc.raw)
             except Exception:
                 pass
+        return idle
 
 
 #: Every pool of this process, told of a fork in the child.

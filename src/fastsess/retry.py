@@ -40,9 +40,11 @@ logged at INFO on ``fastsess.retry``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
+from contextvars import ContextVar
 
 from . import counters
 from .config import check_seconds, settings
@@ -51,6 +53,7 @@ from .errors import FastsessError
 LOG = logging.getLogger("fastsess.retry")
 
 _sleep = time.sleep
+_async_sleep = asyncio.sleep
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -93,50 +96,105 @@ class RetryPolicy:
         then keeps no commit count)."""
         if not (settings.retry_attempts if self.attempts is None else self.attempts):
             return attempt(None)
-        retries, delay, max_delay = self.resolve()
-        return call_with_retries(attempt, retries, delay, max_delay, what)
+        return call_with_retries(attempt, *self.resolve(), what)
+
+    async def run_async(self, attempt, what: str):
+        """``run`` for a coroutine function ``attempt``."""
+        if not (settings.retry_attempts if self.attempts is None else self.attempts):
+            return await attempt(None)
+        return await call_with_retries_async(attempt, *self.resolve(), what)
 
 
 class AttemptRecord:
-    """What one attempt's scope tells the retry loop: whether it began the
-    transaction, and its transaction bookkeeping (commits made)."""
+    """What one attempt's scopes tell the retry loop: whether the attempt
+    began a transaction, and the bookkeeping of each one it began (to see
+    whether any committed)."""
 
-    __slots__ = ("began", "tx")
+    __slots__ = ("began", "txs")
 
     def __init__(self):
         self.began = False
-        self.tx = None
+        self.txs = []
+
+    def began_transaction(self, tx) -> None:
+        self.began = True
+        self.txs.append(tx)
 
     def may_retry(self, exc: BaseException) -> bool:
-        return self.began and (self.tx is None or self.tx.commits == 0) and is_retryable(exc)
+        return self.began and not any(tx.commits for tx in self.txs) and is_retryable(exc)
 
 
-def _before_retry(retry: int, retries: int, delay: float, max_delay: float, exc, what) -> None:
+#: The record of the ``with_retry``/``async_with_retry`` unit running in this
+#: task or thread: scopes the unit opens report to it (``atomic.begin_scope``).
+UNIT_RECORD: ContextVar = ContextVar("fastsess_retry_unit", default=None)
+
+
+def _before_retry(retry: int, retries: int, delay: float, max_delay: float, exc, what) -> float:
+    """Count and log retry number ``retry``; the seconds to wait before it."""
     wait = backoff(retry, delay, max_delay)
     _next_retry()
     LOG.info("retrying %s after %s: %s (retry %d of %d, in %.3f s)", what,
              type(exc).__name__, exc, retry, retries, wait)
-    if wait > 0:
-        _sleep(wait)
+    return wait
 
 
 def _next_retry() -> None:
     next(counters.retries)
 
 
+class RetryLoop:
+    """The decisions of a retry loop, without its waiting: a sync or async
+    shell runs ``attempt(loop.record())`` until it returns, and after a
+    failure asks ``loop.failed(exc)`` for the seconds to wait (None: raise)."""
+
+    __slots__ = ("retries", "delay", "max_delay", "what", "retry", "_record")
+
+    def __init__(self, retries: int, delay: float, max_delay: float, what: str):
+        self.retries, self.delay, self.max_delay, self.what = retries, delay, max_delay, what
+        self.retry = 0
+        self._record = None
+
+    def record(self) -> AttemptRecord:
+        """The record the next attempt opens its scope with."""
+        self._record = AttemptRecord()
+        return self._record
+
+    def failed(self, exc):
+        """The attempt raised ``exc`` (an ``Exception``: a cancellation is
+        never retried): the wait before the next attempt, or None."""
+        if self.retry >= self.retries or not self._record.may_retry(exc):
+            return None
+        self.retry += 1
+        return _before_retry(self.retry, self.retries, self.delay, self.max_delay, exc, self.what)
+
+
 def call_with_retries(attempt, retries: int, delay: float, max_delay: float, what: str):
     """``attempt(record)`` until it returns, at most ``1 + retries`` times;
     it must open its scope with ``record`` (see ``AttemptRecord``)."""
-    retry = 0
+    loop = RetryLoop(retries, delay, max_delay, what)
     while True:
-        record = AttemptRecord()
         try:
-            return attempt(record)
+            return attempt(loop.record())
         except Exception as exc:
-            if retry >= retries or not record.may_retry(exc):
+            wait = loop.failed(exc)
+            if wait is None:
                 raise
-            retry += 1
-            _before_retry(retry, retries, delay, max_delay, exc, what)
+        if wait > 0:
+            _sleep(wait)
+
+
+async def call_with_retries_async(attempt, retries: int, delay: float, max_delay: float,
+                                  what: str):
+    """``call_with_retries`` for a coroutine function ``attempt``."""
+    loop = RetryLoop(retries, delay, max_delay, what)
+    while True:
+        try:
+            return await attempt(loop.record())
+        except Exception as exc:
+            wait = loop.failed(exc)
+            if wait is None:
+                raise
+        await _async_sleep(wait)
 
 
 class Retrying:
@@ -170,7 +228,9 @@ class Retrying:
             yield attempt
             if attempt.error is None:
                 return
-            _before_retry(number, retries, delay, max_delay, attempt.error, self._what)
+            wait = _before_retry(number, retries, delay, max_delay, attempt.error, self._what)
+            if wait > 0:
+                _sleep(wait)
             number += 1
 
 
@@ -208,3 +268,48 @@ class Attempt:
             self.error = exc
             return True
         return False
+
+
+def _unit_loop(fn, max_retries, retry_delay, retry_max_delay):
+    policy = RetryPolicy(max_retries, retry_delay, retry_max_delay)
+    retries, delay, max_delay = policy.resolve()
+    return RetryLoop(retries, delay, max_delay, getattr(fn, "__qualname__", repr(fn)))
+
+
+def with_retry(fn, *args, max_retries=None, retry_delay=None, retry_max_delay=None, **kwargs):
+    """``fn(*args, **kwargs)``, run again from scratch when it fails with a
+    retryable error (the rules of the module docstring): every scope ``fn``
+    opens reports to this unit, so it is retried only when it began its
+    transactions itself and none of them committed.  Defaults: the
+    ``configure_session`` retry settings."""
+    loop = _unit_loop(fn, max_retries, retry_delay, retry_max_delay)
+    while True:
+        token = UNIT_RECORD.set(loop.record())
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            wait = loop.failed(exc)
+            if wait is None:
+                raise
+        finally:
+            UNIT_RECORD.reset(token)
+        if wait > 0:
+            _sleep(wait)
+
+
+async def async_with_retry(fn, *args, max_retries=None, retry_delay=None, retry_max_delay=None,
+                           **kwargs):
+    """``await fn(*args, **kwargs)`` with ``with_retry``'s rules; a
+    cancellation is never retried."""
+    loop = _unit_loop(fn, max_retries, retry_delay, retry_max_delay)
+    while True:
+        token = UNIT_RECORD.set(loop.record())
+        try:
+            return await fn(*args, **kwargs)
+        except Exception as exc:
+            wait = loop.failed(exc)
+            if wait is None:
+                raise
+        finally:
+            UNIT_RECORD.reset(token)
+        await _async_sleep(wait)

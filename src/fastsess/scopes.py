@@ -36,37 +36,34 @@ import inspect
 import logging
 
 from . import config, monitoring
-from .atomic import _check_plain_function, finish_session, open_session
+from .atomic import (_check_plain_function, finish_session, finish_session_async, open_session,
+                     open_session_async)
 from .config import settings
 from .current import SESSION, current, lookup, pop, push
 from .errors import SessionNotFound
-from .registry import resolve_engine
+from .registry import current_for, resolve_async_engine, resolve_engine
 from .retry import RetryPolicy, Retrying
 from .session import Session
+from .session_async import AsyncSession
 
-_IDLE = object()  # session_scope._held before __enter__ and after __exit__
+_IDLE = object()  # a scope's _held before it is entered and after it exits
 
 
-class session_scope:
-    """``with session_scope(using=None, *, auto_commit=None, auto_rollback=None,
-    readonly=False, session=None) as session:`` (see the module docstring).
-
-    ``session_scope(session=s)`` makes a session of your own current for the
-    block (nested scopes and ``atomic`` blocks then use it) and leaves it
-    untouched: you commit and close it.  One scope object serves one
-    ``with`` statement at a time.
-    """
+class _Scope:
+    """What ``session_scope`` and ``async_session_scope`` share: the options
+    and the decisions of entering and leaving; the shells do the I/O."""
 
     __slots__ = ("_session", "_using", "_auto_commit", "_auto_rollback", "_readonly", "_record",
                  "_held")
+    _what = "session_scope"
 
     def __init__(self, using=None, *, session=None, auto_commit=None, auto_rollback=None,
                  readonly=False, **options):
         if options:
             if any(name.startswith("retry_") for name in options):
-                raise TypeError("session_scope is a with block, which cannot run itself again: "
-                                "use @with_session(retry_attempts=...) or fastsess.retrying(...)")
-            raise TypeError(f"session_scope() got unexpected keyword argument(s) "
+                raise TypeError(f"{self._what} is a with block, which cannot run itself again: "
+                                "use a decorator's retry_attempts=..., retrying() or with_retry()")
+            raise TypeError(f"{self._what}() got unexpected keyword argument(s) "
                             f"{', '.join(sorted(options))}")
         self._session = session
         self._using = using
@@ -76,9 +73,11 @@ class session_scope:
         self._record = None  # set by retrying(): tells the retry loop what happened
         self._held = _IDLE
 
-    def __enter__(self):
+    def _join(self, resolve):
+        """Entering: (the session to yield, None) when the scope joins a given
+        or current session, else (None, the engine to open one for)."""
         if self._held is not _IDLE:
-            raise RuntimeError("this session_scope is already in use; make one per with statement")
+            raise RuntimeError(f"this {self._what} is already in use; make one per with statement")
         session = self._session
         if session is not None:
             engine = session._engine
@@ -87,27 +86,76 @@ class session_scope:
                 self._held = None
             else:
                 self._held = (None, push(engine, session))
-            return session
-        engine = resolve_engine(self._using)
+            return session, None
+        engine = resolve(self._using)
         found = current(engine)
         if found is not None:
             self._held = None
-            return found
-        self._held = open_session(engine, self._readonly, self._record)
-        return self._held[0]
+            return found, None
+        return None, engine
 
-    def __exit__(self, exc_type, exc, tb):
+    def _leave(self, exc_type):
+        """Leaving: None when there is nothing to finish, else the arguments
+        of ``finish_session``."""
         held = self._held
         self._held = _IDLE
         if held is None:
-            return False
+            return None
         session, pushed = held
         if session is None:
             pop(pushed)
-            return False
+            return None
         auto_commit = settings.auto_commit if self._auto_commit is None else self._auto_commit
         auto_rollback = settings.auto_rollback if self._auto_rollback is None else self._auto_rollback
-        finish_session(session, pushed, exc_type is not None, auto_commit, auto_rollback)
+        return session, pushed, exc_type is not None, auto_commit, auto_rollback
+
+
+class session_scope(_Scope):
+    """``with session_scope(using=None, *, auto_commit=None, auto_rollback=None,
+    readonly=False, session=None) as session:`` (see the module docstring).
+
+    ``session_scope(session=s)`` makes a session of your own current for the
+    block (nested scopes and ``atomic`` blocks then use it) and leaves it
+    untouched: you commit and close it.  One scope object serves one
+    ``with`` statement at a time.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self):
+        session, engine = self._join(resolve_engine)
+        if engine is not None:
+            self._held = open_session(engine, self._readonly, self._record)
+            session = self._held[0]
+        return session
+
+    def __exit__(self, exc_type, exc, tb):
+        finishing = self._leave(exc_type)
+        if finishing is not None:
+            finish_session(*finishing)
+        return False
+
+
+class async_session_scope(_Scope):
+    """``async with async_session_scope(using=None, *, auto_commit=None,
+    auto_rollback=None, readonly=False, session=None) as session:`` — the
+    async twin of ``session_scope`` (``using``: a registered name, whose
+    async engine is used, or an AsyncEngine)."""
+
+    __slots__ = ()
+    _what = "async_session_scope"
+
+    async def __aenter__(self):
+        session, engine = self._join(resolve_async_engine)
+        if engine is not None:
+            self._held = await open_session_async(engine, self._readonly, self._record)
+            session = self._held[0]
+        return session
+
+    async def __aexit__(self, exc_type, exc, tb):
+        finishing = self._leave(exc_type)
+        if finishing is not None:
+            await finish_session_async(*finishing)
         return False
 
 
@@ -176,19 +224,14 @@ def with_session(func=None, *, using=None, session_arg=None, auto_commit=None,
 
     def decorate(fn):
         _check_plain_function(fn, "with_session")
-        name, index, outside = _session_parameter(fn, session_arg)
-        what = getattr(fn, "__qualname__", repr(fn))
+        injector = _Injector(fn, session_arg, Session)
 
-        def call(session, args, kwargs):
-            if index is None or len(args) < index:
-                kwargs[name] = session
-                return fn(*args, **kwargs)
-            if index == 0:
-                return fn(session, *args, **kwargs)
-            return fn(*args[:index], session, *args[index:], **kwargs)
+        call = injector.call
+        index = injector.index
 
         def run(record, args, kwargs):
-            """One run of the unit in a scope (the body of session_scope, inlined)."""
+            """One run of the unit in a scope (session_scope's body, inlined:
+            this is the per-request path of a decorated function)."""
             engine = resolve_engine(using)
             session = current(engine)
             if session is not None:  # nested: the enclosing scope owns the transaction
@@ -206,25 +249,91 @@ def with_session(func=None, *, using=None, session_arg=None, auto_commit=None,
 
         @functools.wraps(fn)
         def with_session_call(*args, **kwargs):
-            if kwargs:
-                given = kwargs.pop(name, None)
-                if given is not None:  # placed where an injected one would go
+            if kwargs or (index is not None and len(args) > index):
+                given, args = injector.given(args, kwargs)
+                if given is not None:
                     with session_scope(session=given):
                         return call(given, args, kwargs)
-            if index is not None and len(args) > index and isinstance(args[index], Session):
-                with session_scope(session=args[index]):
-                    return fn(*args, **kwargs)
             # (call() sets the session in kwargs, this call's own dict: a
             # retry overwrites it with the next attempt's session)
-            return policy.run(lambda record: run(record, args, kwargs), what)
+            return policy.run(lambda record: run(record, args, kwargs), injector.what)
 
-        if outside is not None:  # what callers pass: the session is optional
-            with_session_call.__signature__ = outside
-        return with_session_call
+        return injector.wrapped(with_session_call)
 
-    if func is not None:
-        return decorate(func)
-    return decorate
+    return decorate(func) if func is not None else decorate
+
+
+def async_with_session(func=None, *, using=None, session_arg=None, auto_commit=None,
+                       auto_rollback=None, readonly=False, retry_attempts=None,
+                       retry_delay=None, retry_max_delay=None):
+    """``with_session`` for coroutine functions: ``@async_with_session()``
+    runs the call inside an ``async_session_scope`` and passes it the
+    ``AsyncSession`` (the same options and rules; a retry never follows a
+    cancellation)."""
+    policy = RetryPolicy(retry_attempts, retry_delay, retry_max_delay)
+
+    def decorate(fn):
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"async_with_session decorates a coroutine function, got {fn!r}")
+        injector = _Injector(fn, session_arg, AsyncSession)
+
+        async def run(record, args, kwargs):
+            scope = async_session_scope(using, auto_commit=auto_commit,
+                                        auto_rollback=auto_rollback, readonly=readonly)
+            scope._record = record
+            async with scope as session:
+                return await injector.call(session, args, kwargs)
+
+        @functools.wraps(fn)
+        async def with_session_call(*args, **kwargs):
+            given, args = injector.given(args, kwargs)
+            if given is not None:
+                async with async_session_scope(session=given):
+                    return await injector.call(given, args, kwargs)
+            return await policy.run_async(lambda record: run(record, args, kwargs),
+                                          injector.what)
+
+        return injector.wrapped(with_session_call)
+
+    return decorate(func) if func is not None else decorate
+
+
+class _Injector:
+    """Where a ``with_session`` function takes its session, and the calls
+    that put it there."""
+
+    __slots__ = ("fn", "name", "index", "outside", "what", "session_class")
+
+    def __init__(self, fn, session_arg, session_class):
+        self.fn = fn
+        self.name, self.index, self.outside = _session_parameter(fn, session_arg)
+        self.what = getattr(fn, "__qualname__", repr(fn))
+        self.session_class = session_class
+
+    def call(self, session, args, kwargs):
+        fn, index = self.fn, self.index
+        if index is None or len(args) < index:
+            kwargs[self.name] = session
+            return fn(*args, **kwargs)
+        if index == 0:
+            return fn(session, *args, **kwargs)
+        return fn(*args[:index], session, *args[index:], **kwargs)
+
+    def given(self, args, kwargs):
+        """(the session the caller passed or None, the other arguments)."""
+        if kwargs:
+            given = kwargs.pop(self.name, None)
+            if given is not None:  # placed where an injected one would go
+                return given, args
+        index = self.index
+        if index is not None and len(args) > index and isinstance(args[index], self.session_class):
+            return args[index], args[:index] + args[index + 1:]
+        return None, args
+
+    def wrapped(self, wrapper):
+        if self.outside is not None:  # what callers pass: the session is optional
+            wrapper.__signature__ = self.outside
+        return wrapper
 
 
 def retrying(using=None, *, retry_attempts=None, retry_delay=None, retry_max_delay=None,
@@ -250,15 +359,16 @@ def retrying(using=None, *, retry_attempts=None, retry_delay=None, retry_max_del
     return Retrying(open_scope, policy)
 
 
-def current_session(using=None) -> Session:
+def current_session(using=None):
     """The session scopes in this task or thread would reuse for ``using``
-    (see ``fastsess.current``); ``SessionNotFound`` when there is none."""
-    engine = resolve_engine(using)
-    session = current(engine)
+    (a name: its sync engine's, else its async engine's; see
+    ``fastsess.current``); ``SessionNotFound`` when there is none."""
+    session = current_for(using)
     if session is None:
+        name = using if isinstance(using, str) else getattr(using, "name", "default")
         raise SessionNotFound(
-            f"no session is current for engine {engine.name!r} in this task or thread; "
-            "open one with session_scope(), with_session or atomic()")
+            f"no session is current for engine {name!r} in this task or thread; "
+            "open one with session_scope(), with_session, atomic() or their async twins")
     return session
 
 

@@ -567,13 +567,17 @@ def finish(session, failed, auto_commit=True, auto_rollback=True) -> None:
 
 
 def _quiet_rollback(session) -> None:
-    # The error that brought us here is the one the caller must see; a
-    # rollback that fails as well (lost connection) is logged, and close()
-    # discards the connection.
     try:
         session.rollback()
     except Exception:
-        LOG.warning("rollback failed while handling an error", exc_info=True)
+        _rollback_failed()
+
+
+def _rollback_failed() -> None:
+    # The error that brought us here is the one the caller must see; a
+    # rollback that fails as well (lost connection) is logged, and close()
+    # discards the connection.
+    LOG.warning("rollback failed while handling an error", exc_info=True)
 
 
 def _log_statement(statement, params, many=False) -> None:

@@ -22,4 +22,14 @@ def get_adapter(url, connect_args: dict, readonly: bool = False) -> DriverAdapte
     return cls(url, connect_args, readonly)
 
 
-__all__ = ["BatchPlan", "DriverAdapter", "get_adapter"]
+def get_async_adapter(url, connect_args: dict, readonly: bool = False) -> DriverAdapter:
+    """The async adapter for ``url``'s database: psycopg's AsyncConnection,
+    or asyncmy."""
+    if url.dialect == "postgresql":
+        from .postgresql import AsyncPostgreSQLAdapter as cls
+    else:
+        from .mysql_async import AsyncMySQLAdapter as cls
+    return cls(url, connect_args, readonly)
+
+
+__all__ = ["BatchPlan", "DriverAdapter", "get_adapter", "get_async_adapter"]

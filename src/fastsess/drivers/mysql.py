@@ -18,30 +18,8 @@ from MySQLdb import converters
 from .. import _impl, errors
 from .. import params as _params
 from .base import BatchPlan, DriverAdapter, class_by_driver_type
+from .mysql_base import conflict_or, error_class
 
-# "Duplicate entry '1-2' for key 'PRIMARY'" (MySQL 8 says 'table.PRIMARY').
-_DUPLICATE = re.compile(r"Duplicate entry '(?P<value>.*)' for key '(?P<key>[^']*)'", re.S)
-
-# Server and client error numbers -> fastsess error class.
-_BY_ERRNO = {
-    1062: errors.ConflictError,        # ER_DUP_ENTRY
-    1586: errors.ConflictError,        # ER_DUP_ENTRY_WITH_KEY_NAME
-    1216: errors.ForeignKeyViolation,  # ER_NO_REFERENCED_ROW
-    1217: errors.ForeignKeyViolation,  # ER_ROW_IS_REFERENCED
-    1451: errors.ForeignKeyViolation,  # ER_ROW_IS_REFERENCED_2
-    1452: errors.ForeignKeyViolation,  # ER_NO_REFERENCED_ROW_2
-    1213: errors.DeadlockDetected,     # ER_LOCK_DEADLOCK
-    1020: errors.SerializationFailure,  # ER_CHECKREAD (MariaDB innodb_snapshot_isolation)
-    1205: errors.LockTimeout,          # ER_LOCK_WAIT_TIMEOUT
-    1792: errors.ReadOnlyViolation,    # ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
-    1290: errors.ReadOnlyViolation,    # ER_OPTION_PREVENTS_STATEMENT (--read-only)
-    1053: errors.ConnectionLost,       # ER_SERVER_SHUTDOWN
-    1927: errors.ConnectionLost,       # ER_CONNECTION_KILLED (MariaDB)
-    2006: errors.ConnectionLost,       # CR_SERVER_GONE_ERROR
-    2013: errors.ConnectionLost,       # CR_SERVER_LOST
-    2055: errors.ConnectionLost,       # CR_SERVER_LOST_EXTENDED
-    4031: errors.ConnectionLost,       # ER_CLIENT_INTERACTION_TIMEOUT (MySQL 8)
-}
 _BY_DRIVER_CLASS = (
     (MySQLdb.IntegrityError, errors.IntegrityError),
     (MySQLdb.ProgrammingError, errors.ProgrammingError),
@@ -288,14 +266,8 @@ class MySQLAdapter(DriverAdapter):
         if connecting:
             return errors.ConnectionFailed(
                 f"could not connect to {self.url.censored()}: {message}", orig=exc, errno=errno)
-        cls = _BY_ERRNO.get(errno)
-        if cls is None:
-            cls = class_by_driver_type(exc, _BY_DRIVER_CLASS)
-        if cls is errors.ConflictError:
-            m = _DUPLICATE.search(str(text))
-            key, value = (m.group("key"), m.group("value")) if m else (None, None)
-            return errors.ConflictError(message, orig=exc, errno=errno, key=key, value=value)
-        return cls(message, orig=exc, errno=errno)
+        cls = error_class(errno) or class_by_driver_type(exc, _BY_DRIVER_CLASS)
+        return conflict_or(cls, message, exc, errno, text)
 
     # mysqlclient has no server-side binding: cursor.execute() escapes every
     # parameter with the connection's literal() and splices it into the

@@ -147,11 +147,23 @@ class Cursor(psycopg.Cursor):
     refused in a later set would otherwise come after earlier ones ran."""
 
     def executemany(self, query, params_seq, *, returning=False):
-        if not isinstance(params_seq, (list, tuple)):
-            params_seq = list(params_seq)
-        if params_seq:
-            _check_sets(self, params_seq)
-        return super().executemany(query, params_seq, returning=returning)
+        return super().executemany(query, _checked_sets(self, params_seq), returning=returning)
+
+
+class AsyncCursor(psycopg.AsyncCursor):
+    """``Cursor``'s check for psycopg's async cursor."""
+
+    async def executemany(self, query, params_seq, *, returning=False):
+        return await super().executemany(query, _checked_sets(self, params_seq),
+                                         returning=returning)
+
+
+def _checked_sets(cursor, params_seq):
+    if not isinstance(params_seq, (list, tuple)):
+        params_seq = list(params_seq)
+    if params_seq:
+        _check_sets(cursor, params_seq)
+    return params_seq
 
 
 def _check_sets(cursor, sets) -> None:
@@ -268,19 +280,26 @@ class PostgreSQLAdapter(DriverAdapter):
         self._names_codec = _python_codec(encoding)
 
     def connect(self):
+        try:
+            raw = psycopg.Connection.connect(autocommit=False, **self._connect_kwargs())
+        except psycopg.Error as e:
+            raise self.translate(e, connecting=True) from None
+        if self.readonly:
+            raw.read_only = True  # BEGIN READ ONLY: no extra round trip
+        return self._set_up(raw, Cursor)
+
+    def _connect_kwargs(self) -> dict:
         url = self.url
         kwargs = {"dbname": url.database or None, "user": url.username,
                   "password": url.password, "host": url.host, "port": url.port,
                   "connect_timeout": 10, "client_encoding": "utf8"}
         kwargs.update(url.query)
         kwargs.update(self.connect_args)
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        try:
-            raw = psycopg.Connection.connect(autocommit=False, **kwargs)
-        except psycopg.Error as e:
-            raise self.translate(e, connecting=True) from None
-        if self.readonly:
-            raw.read_only = True  # BEGIN READ ONLY: no extra round trip
+        return {k: v for k, v in kwargs.items() if v is not None}
+
+    def _set_up(self, raw, cursor_factory):
+        """A new connection set up (nothing is sent; read-only is the
+        shell's: psycopg's async connections take it with an await)."""
         # Parameters as fastsess.params says (the README's "Parameters"):
         # dicts and fastsess.Json as jsonb, plain Enum members refused, and
         # executemany checking every set before sending one.
@@ -289,7 +308,7 @@ class PostgreSQLAdapter(DriverAdapter):
         adapters.register_dumper(_params.Json, _JsonValueDumper)
         adapters.register_dumper(enum.Enum, _RefusingBinaryDumper)
         adapters.register_dumper(enum.Enum, _RefusingDumper)
-        raw.cursor_factory = Cursor
+        raw.cursor_factory = cursor_factory
         if orjson is not None:
             set_json_loads(_json_loads, raw)  # json and jsonb columns; client-side only
         return raw
@@ -316,13 +335,19 @@ class PostgreSQLAdapter(DriverAdapter):
         return not raw.closed and not raw.broken
 
     def reset(self, raw, in_transaction):
-        # libpq knows the transaction status client-side: no round trip
-        # unless there really is a transaction to end.
+        state = self._reset_state(raw)
+        if state is None:
+            raw.rollback()
+        return state
+
+    def _reset_state(self, raw):
+        """What a returned connection needs: True nothing, None a rollback,
+        False discarding.  libpq knows the transaction status client-side:
+        no round trip unless there really is a transaction to end."""
         status = raw.pgconn.transaction_status
         if status == _IDLE:
             return True
         if status in _IN_TRANSACTION:
-            raw.rollback()
             return None
         return False  # ACTIVE (a result still streaming) or UNKNOWN (broken)
 
@@ -682,3 +707,41 @@ def _json_loads(data):
         except orjson.JSONDecodeError:
             pass
     return json.loads(data)
+
+
+class AsyncPostgreSQLAdapter(PostgreSQLAdapter):
+    """PostgreSQL through psycopg's ``AsyncConnection``: the same settings,
+    parameter rule, error translation and liveness check; the calls that
+    wait are coroutines.  Batches run as multi-row statements (no COPY)."""
+
+    positional_cursor = psycopg.AsyncRawCursor
+
+    async def connect(self):
+        try:
+            raw = await psycopg.AsyncConnection.connect(autocommit=False, **self._connect_kwargs())
+        except psycopg.Error as e:
+            raise self.translate(e, connecting=True) from None
+        try:
+            if self.readonly:
+                await raw.set_read_only(True)  # BEGIN READ ONLY: no extra round trip
+            return self._set_up(raw, AsyncCursor)
+        except BaseException:
+            self.close(raw)
+            raise
+
+    async def reset(self, raw, in_transaction):
+        state = self._reset_state(raw)
+        if state is None:
+            await raw.rollback()
+        return state
+
+    def close(self, raw) -> None:
+        # libpq's finish() does not wait: closing needs no event loop (a
+        # pool can close connections from a sync call or a fork hook).
+        raw.pgconn.finish()
+
+    def insert_plan(self, raw, table, columns, values, max_params, max_bytes):
+        return DriverAdapter.insert_plan(self, raw, table, columns, values, max_params, max_bytes)
+
+    async def max_statement_bytes(self, session) -> int:
+        return 0
