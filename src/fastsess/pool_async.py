@@ -241,6 +241,20 @@ class AsyncPool(PoolState):
     def stats(self) -> dict:
         return self._stats()
 
+    def _forget_inherited(self) -> list:
+        """In a forked child (see ``PoolState._forget_inherited``): the
+        parent's event loop, waiters and reaper are not the child's."""
+        self._waiters = deque()
+        self._orphans = deque()
+        self._loop = self._reaper = None
+        idle = super()._forget_inherited()
+        for pc in idle:
+            try:
+                self._driver.close(pc.raw)  # writes to /dev/null now
+            except Exception:
+                pass
+        return idle
+
 
 _running_loop = asyncio.get_running_loop
 

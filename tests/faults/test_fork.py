@@ -146,3 +146,40 @@ def test_fork_while_parent_session_holds_connection(dialect, url, raw_connect, t
         assert stat(engine, "dead_on_checkout") == 0
     finally:
         engine.close()
+
+
+def test_fork_with_an_async_engine(dialect, url, raw_connect):
+    # The parent used its async engine on a loop that stays open; the child
+    # runs a loop of its own on the same engine object.
+    import asyncio
+
+    engine = fastsess.create_async_engine(url, max_size=2, timeout=5)
+    sql = ("SELECT pg_backend_pid() AS id" if dialect == "postgresql"
+           else "SELECT CONNECTION_ID() AS id")
+
+    async def ids(n):
+        out = []
+        for _ in range(n):
+            async with engine.session_manager() as s:
+                out.append(int((await s.execute(sql)).fetchone()["id"]))
+        return out
+
+    loop = asyncio.new_event_loop()
+    try:
+        parent = loop.run_until_complete(ids(1))[0]
+
+        def child():
+            got = asyncio.run(ids(3))
+            return {"ids": got, "dropped": engine.pool_stats()["inherited_dropped"]}
+
+        code, report = run_in_child(child)
+        assert code == 0, report
+        result = report["result"]
+        assert result["dropped"] == 1 and parent not in result["ids"]
+        _settle()
+        assert alive_backends(raw_connect(), dialect, [parent]) == {parent}
+        assert loop.run_until_complete(ids(2)) == [parent, parent]  # the same connection
+        assert engine.pool_stats()["inherited_dropped"] == 0
+    finally:
+        loop.run_until_complete(engine.close())
+        loop.close()
