@@ -290,7 +290,8 @@ async def test_a_waiter_cancelled_as_it_is_woken_stays_cancelled(dialect, url):
         outcomes, served = await cancel_as_woken(engine, max_size, n)
         # The cancelled waiters ran nothing; their connections went to the next ones.
         assert outcomes == ["cancelled"] * max_size + list(range(max_size, n))
-        assert served == list(range(max_size, n))
+        # (served in whatever order their queries came back)
+        assert sorted(served) == list(range(max_size, n))
         settled(engine, max_size)
 
 
