@@ -109,31 +109,28 @@ destroy_all_engines = engine_factory.destroy_all_engines
 def resolve_engine(using):
     """The engine ``using`` names: None (the "default" engine of the
     registry), a registered name, or an Engine."""
-    if using is None:
-        return engine_factory.get_engine(DEFAULT_NAME)
-    if type(using) is str:
-        return engine_factory.get_engine(using)
-    if isinstance(using, Engine):
-        return using
-    if isinstance(using, AsyncEngine):
-        raise TypeError("using is an AsyncEngine: a sync scope needs an Engine "
-                        "(or use the async scopes)")
-    raise TypeError(f"using must be an engine name or an Engine, got {type(using).__name__}")
+    return _resolve(using, engine_factory.get_engine, Engine, AsyncEngine)
 
 
 def resolve_async_engine(using):
     """The async engine ``using`` names: None (the "default" name), a
     registered name (its async twin), or an AsyncEngine."""
+    return _resolve(using, engine_factory.get_async_engine, AsyncEngine, Engine)
+
+
+def _resolve(using, by_name, cls, other):
     if using is None:
-        return engine_factory.get_async_engine(DEFAULT_NAME)
+        return by_name(DEFAULT_NAME)
     if type(using) is str:
-        return engine_factory.get_async_engine(using)
-    if isinstance(using, AsyncEngine):
+        return by_name(using)
+    if isinstance(using, cls):
         return using
-    if isinstance(using, Engine):
-        raise TypeError("using is a sync Engine: an async scope needs an AsyncEngine "
-                        "(or a registered name)")
-    raise TypeError(f"using must be an engine name or an AsyncEngine, got {type(using).__name__}")
+    if isinstance(using, other):
+        mode = "an async" if cls is AsyncEngine else "a sync"
+        raise TypeError(f"using is an {other.__name__}: {mode} scope needs an "
+                        f"{cls.__name__} or a registered name")
+    raise TypeError(f"using must be an engine name or an {cls.__name__}, "
+                    f"got {type(using).__name__}")
 
 
 def current_for(using):

@@ -17,8 +17,8 @@ from MySQLdb import converters
 
 from .. import _impl, errors
 from .. import params as _params
-from .base import BatchPlan, DriverAdapter, class_by_driver_type
-from .mysql_base import conflict_or, error_class
+from .base import BatchPlan, DriverAdapter
+from .mysql_base import translate as mysql_translate
 
 _BY_DRIVER_CLASS = (
     (MySQLdb.IntegrityError, errors.IntegrityError),
@@ -257,17 +257,7 @@ class MySQLAdapter(DriverAdapter):
         parameters, to name the one a parameter error is about."""
         if isinstance(exc, _ParameterProblem):  # from Connection.literal
             return _params.place(exc, _DIALECT, params)
-        if not isinstance(exc, MySQLdb.Error):
-            return errors.ProgrammingError(
-                f"the parameters do not fit the statement: {type(exc).__name__}: {exc}", orig=exc)
-        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        text = exc.args[1] if len(exc.args) > 1 else str(exc)
-        message = self.scrub(f"({errno}) {text}" if errno is not None else str(text))
-        if connecting:
-            return errors.ConnectionFailed(
-                f"could not connect to {self.url.censored()}: {message}", orig=exc, errno=errno)
-        cls = error_class(errno) or class_by_driver_type(exc, _BY_DRIVER_CLASS)
-        return conflict_or(cls, message, exc, errno, text)
+        return mysql_translate(self, exc, connecting, MySQLdb.Error, _BY_DRIVER_CLASS)
 
     # mysqlclient has no server-side binding: cursor.execute() escapes every
     # parameter with the connection's literal() and splices it into the

@@ -16,8 +16,9 @@ from asyncmy import errors as asyncmy_errors
 
 from .. import errors
 from .. import params as _params
-from .base import DriverAdapter, class_by_driver_type
-from .mysql_base import conflict_or, connect_settings, error_class, faithful
+from .base import DriverAdapter
+from .mysql_base import connect_settings, faithful
+from .mysql_base import translate as mysql_translate
 
 _DIALECT = "MySQL"
 _ParameterProblem = (errors.UnsupportedParameter, errors.InvalidParameterValue)
@@ -125,17 +126,7 @@ class AsyncMySQLAdapter(DriverAdapter):
         if isinstance(exc, (OSError, EOFError)):
             return errors.ConnectionLost(f"the connection broke: {type(exc).__name__}: "
                                          f"{self.scrub(str(exc))}", orig=exc)
-        if not isinstance(exc, asyncmy_errors.Error):
-            return errors.ProgrammingError(
-                f"the parameters do not fit the statement: {type(exc).__name__}: {exc}", orig=exc)
-        errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        text = exc.args[1] if len(exc.args) > 1 else str(exc)
-        message = self.scrub(f"({errno}) {text}" if errno is not None else str(text))
-        if connecting:
-            return errors.ConnectionFailed(
-                f"could not connect to {self.url.censored()}: {message}", orig=exc, errno=errno)
-        cls = error_class(errno) or class_by_driver_type(exc, _BY_DRIVER_CLASS)
-        return conflict_or(cls, message, exc, errno, text)
+        return mysql_translate(self, exc, connecting, asyncmy_errors.Error, _BY_DRIVER_CLASS)
 
     def insert_plan(self, raw, table, columns, values, max_params, max_bytes):
         rows = _faithful_rows(columns, values)

@@ -13,6 +13,7 @@ import uuid
 
 from .. import errors
 from .. import params as _params
+from .base import class_by_driver_type
 
 # "Duplicate entry '1-2' for key 'PRIMARY'" (MySQL 8 says 'table.PRIMARY').
 _DUPLICATE = re.compile(r"Duplicate entry '(?P<value>.*)' for key '(?P<key>[^']*)'", re.S)
@@ -39,14 +40,21 @@ _BY_ERRNO = {
 }
 
 
-def error_class(errno):
-    """The fastsess error class of a MySQL error number, or None."""
-    return _BY_ERRNO.get(errno)
-
-
-def conflict_or(cls, message, exc, errno, text):
-    """``cls(message, ...)``; a ConflictError with the key and value the
-    server's "Duplicate entry" text names."""
+def translate(adapter, exc, connecting, driver_error, by_driver_class):
+    """The fastsess error for a MySQL driver's ``exc``: by the server's error
+    number, else by the driver's class (``by_driver_class``: pairs for
+    ``class_by_driver_type``); ``driver_error`` is the driver's base class
+    (anything else is the parameters' fault: a stray %, too few values)."""
+    if not isinstance(exc, driver_error):
+        return errors.ProgrammingError(
+            f"the parameters do not fit the statement: {type(exc).__name__}: {exc}", orig=exc)
+    errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = exc.args[1] if len(exc.args) > 1 else str(exc)
+    message = adapter.scrub(f"({errno}) {text}" if errno is not None else str(text))
+    if connecting:
+        return errors.ConnectionFailed(
+            f"could not connect to {adapter.url.censored()}: {message}", orig=exc, errno=errno)
+    cls = _BY_ERRNO.get(errno) or class_by_driver_type(exc, by_driver_class)
     if cls is errors.ConflictError:
         m = _DUPLICATE.search(str(text))
         key, value = (m.group("key"), m.group("value")) if m else (None, None)
