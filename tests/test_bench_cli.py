@@ -18,14 +18,26 @@ from fastsess.__main__ import main
 from fastsess.bench import report
 
 ROUNDS = 2
-SCENARIOS = ["fetch", "insert", "cycle", "point", "cache", "mix"]
+SCENARIOS = ["fetch", "insert", "cycle", "point", "cache", "mix", "acycle", "apoint", "afetch"]
+ASYNC_SCENARIOS = {"acycle", "apoint", "afetch"}
 STACK_NAMES = {"raw": "raw driver", "fastsess": "fastsess", "pure": "fastsess pure",
                "ra": "RESTAlchemy", "ra-fastsess": "RESTAlchemy on fastsess",
                "sqlalchemy": "SQLAlchemy Core"}
+# The async scenarios' floor and stacks (none of them shows in a sync block, nor the other way).
+ASYNC_STACK_NAMES = {"araw": "raw async driver", "afastsess": "fastsess async",
+                     "asqlalchemy": "SQLAlchemy async", "asyncpg": "asyncpg"}
 # (scenario, stack) pairs that do not apply: the scenario notes them instead.
 NOT_APPLICABLE = {("cache", "sqlalchemy"), ("mix", "fastsess"), ("mix", "pure"),
                   ("mix", "sqlalchemy")}
 DAGGER = "\u2020"
+
+
+def stack_names(scenario: str) -> dict:
+    return ASYNC_STACK_NAMES if scenario in ASYNC_SCENARIOS else STACK_NAMES
+
+
+def not_applicable(scenario: str, stack: str, dialect: str) -> bool:
+    return (scenario, stack) in NOT_APPLICABLE or (stack == "asyncpg" and dialect == "mysql")
 
 
 def _installed(module: str) -> bool:
@@ -35,7 +47,7 @@ def _installed(module: str) -> bool:
         return False
 
 
-def installed_stacks() -> set:
+def installed_stacks(dialect: str) -> set:
     """The stacks this environment can run, decided apart from the bench's own checks."""
     stacks = {"raw", "pure"}
     if fastsess.__impl__ == "cython":
@@ -46,6 +58,15 @@ def installed_stacks() -> set:
             stacks.add("ra-fastsess")
     if _installed("sqlalchemy"):
         stacks.add("sqlalchemy")
+    # The async floor: psycopg's own AsyncConnection, or asyncmy.
+    if dialect == "postgresql" or _installed("asyncmy"):
+        stacks.add("araw")
+        if hasattr(fastsess, "create_async_engine"):
+            stacks.add("afastsess")
+        if _installed("sqlalchemy") and _installed("greenlet"):
+            stacks.add("asqlalchemy")
+        if _installed("asyncpg"):
+            stacks.add("asyncpg")
     return stacks
 
 
@@ -70,14 +91,16 @@ def parse_table(text: str) -> dict:
 
 
 def recompute(scenario: dict) -> dict:
-    """stack -> (x floor, vs RA, cpu x floor) from the raw rounds of the JSON document."""
+    """stack -> (x floor, vs the reference stack (RESTAlchemy; SQLAlchemy async in the async
+    scenarios), cpu x floor) from the raw rounds of the JSON document."""
     entries = scenario["entries"]
     med = {name: statistics.median(e["times"]) for name, e in entries.items()}
     cpu = {name: statistics.median(e["cpu"]) for name, e in entries.items()}
     x = {r["name"]: med[r["name"]] / med[r["floor"]] for r in scenario["stacks"]}
     c = {r["name"]: cpu[r["name"]] / cpu[r["floor"]] for r in scenario["stacks"]}
-    ra = x.get("RESTAlchemy")
-    return {name: (x[name], x[name] / ra if ra else None, c[name]) for name in x}
+    reference = "SQLAlchemy async" if scenario["scenario"] in ASYNC_SCENARIOS else "RESTAlchemy"
+    ref = x.get(reference)
+    return {name: (x[name], x[name] / ref if ref else None, c[name]) for name in x}
 
 
 @pytest.fixture(scope="module")
@@ -105,22 +128,27 @@ def test_quick_run_reports_every_installed_stack(quick_runs, dialect, url):
     assert doc is not None and doc["format"] == 1 and doc["quick"] and doc["rounds"] == ROUNDS
     assert doc["unreachable"] == {} and list(doc["databases"]) == [dialect]
     blocks = parse_table(proc.stdout)
-    expected = installed_stacks()
+    expected = installed_stacks(dialect)
     scenarios = [s for s in doc["scenarios"] if s["database"] == dialect]
     assert [s["scenario"] for s in scenarios] == SCENARIOS
     for scenario in scenarios:
+        key_ = scenario["scenario"]
         block = blocks[(dialect, scenario["title"])]
         timed = {r["key"] for r in scenario["stacks"]}
+        shown = {n.rstrip(DAGGER) for n in block["rows"]}
         assert scenario["failed"] == {}
-        for key, name in STACK_NAMES.items():
-            shown = {n.rstrip(DAGGER) for n in block["rows"]}
-            if key in expected and (scenario["scenario"], key) not in NOT_APPLICABLE:
+        names = stack_names(key_)
+        # A stack of the other family is neither timed nor noted.
+        every = set(STACK_NAMES.values()) | set(ASYNC_STACK_NAMES.values())
+        assert not (shown | set(block["notes"])) & (every - set(names.values()))
+        for key, name in names.items():
+            if key in expected and not not_applicable(key_, key, dialect):
                 assert key in timed and name in shown, (scenario["title"], name)
             else:
                 # Skipped, and the table and the JSON both say why.
                 assert key not in timed and name not in shown
                 assert block["notes"][name] and scenario["skipped"][name] == block["notes"][name]
-                if (scenario["scenario"], key) in NOT_APPLICABLE:
+                if not_applicable(key_, key, dialect):
                     assert block["notes"][name].startswith("not applicable: ")
                 else:
                     assert block["notes"][name].startswith("not run: ")
@@ -139,9 +167,10 @@ def test_ratios_are_the_quotients_of_the_measured_medians(quick_runs, dialect, u
             times = scenario["entries"][name]["times"]
             assert len(times) == ROUNDS and all(t > 0 for t in times)
             assert len(scenario["entries"][row["floor"]]["times"]) == ROUNDS
-            x, vs_ra, cpu = ratios[name]
+            x, vs_ref, cpu = ratios[name]
             s = summary[name]
-            assert s["x_floor"] == x and s["vs_ra"] == vs_ra and s["cpu_x_floor"] == cpu
+            assert s["x_floor"] == x and s["vs_reference"] == vs_ref and s["cpu_x_floor"] == cpu
+            assert s["vs_ra"] == (vs_ref if scenario["reference"] == "ra" else None)
             assert s["median"] == statistics.median(times) and s["min"] == min(times)
             cells = block["rows"][name + ("" if row["same_connection"] else DAGGER)]
             median_ms, min_ms, us_op, floor_ms, x_cell, ra_cell, cpu_cell = cells
@@ -149,10 +178,12 @@ def test_ratios_are_the_quotients_of_the_measured_medians(quick_runs, dialect, u
             assert floor_ms == f"{statistics.median(scenario['entries'][row['floor']]['times']) * 1e3:.3f}"
             assert us_op == f"{statistics.median(times) / scenario['ops'] * 1e6:.3f}"
             assert x_cell == f"{x:.2f}" and cpu_cell == f"{cpu:.2f}"
-            assert ra_cell == ("-" if vs_ra is None else f"{vs_ra:.2f}")
+            assert ra_cell == ("-" if vs_ref is None else f"{vs_ref:.2f}")
         if "RESTAlchemy" in summary:
             assert summary["RESTAlchemy"]["vs_ra"] == 1.0
-        assert summary["raw driver"]["x_floor"] == 1.0
+        if "SQLAlchemy async" in summary:
+            assert summary["SQLAlchemy async"]["vs_reference"] == 1.0
+        assert summary[scenario["floor"]]["x_floor"] == 1.0
 
 
 def test_each_stack_meets_its_floor_on_its_own_connection(quick_runs, dialect, url):
@@ -160,18 +191,24 @@ def test_each_stack_meets_its_floor_on_its_own_connection(quick_runs, dialect, u
     assert proc.returncode == 0, proc.stderr
     for scenario in doc["scenarios"]:
         rows = {r["key"]: r for r in scenario["stacks"]}
-        assert rows["raw"]["floor"] == "raw driver"
-        # fastsess runs on the floor's own engine; so does the twin in a pure-Python process.
-        on_floor_engine = {"raw", "fastsess"} if fastsess.__impl__ == "cython" else {"raw", "pure"}
+        if scenario["scenario"] in ASYNC_SCENARIOS:
+            # fastsess async, when it lends its connection, runs on the async floor's own.
+            floor, on_floor_engine = "raw async driver", {"araw", "afastsess"}
+        else:
+            # fastsess runs on the floor's own engine; so does the twin in a pure-Python process.
+            floor = "raw driver"
+            on_floor_engine = {"raw", "fastsess"} if fastsess.__impl__ == "cython" else {"raw", "pure"}
+        assert scenario["floor"] == floor and rows[scenario["stacks"][0]["key"]]["floor"] == floor
         for key in on_floor_engine & set(rows):
-            assert rows[key]["floor"] == "raw driver" and rows[key]["same_connection"]
+            assert rows[key]["floor"] == floor and rows[key]["same_connection"]
         for key, row in rows.items():
             if key in on_floor_engine or not scenario["paired"]:
                 continue
-            if key == "ra" and dialect == "mysql":  # mysql-connector: no mysqlclient floor on it
-                assert not row["same_connection"] and row["floor"] == "raw driver"
+            # mysql-connector, asyncpg: no floor can run on their connections
+            if (key == "ra" and dialect == "mysql") or key == "asyncpg":
+                assert not row["same_connection"] and row["floor"] == floor
                 continue
-            assert row["same_connection"] and row["floor"] == f"raw driver on {row['name']}'s connection"
+            assert row["same_connection"] and row["floor"] == f"{floor} on {row['name']}'s connection"
         for name, entry in scenario["entries"].items():
             if "connections" in entry:  # every round of a floor ran on one connection
                 assert len(entry["connections"]) == 1, (scenario["title"], name)

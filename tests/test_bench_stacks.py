@@ -9,9 +9,11 @@ import pytest
 
 import fastsess
 from fastsess.__main__ import main
-from fastsess.bench import runner, stacks, twin
+from fastsess.bench import aio, base, runner, scenarios, stacks, twin
 from fastsess.bench.runner import Entry, _drop
 from fastsess.bench.scenarios import Impl
+
+from .conftest import URLS
 
 
 def test_twin_package_runs_the_pure_kernels_beside_the_compiled_ones():
@@ -150,3 +152,105 @@ def test_drop_takes_what_cannot_be_compared_without_it(failing, gone, noted):
 def test_stack_names_are_the_table_order():
     assert list(stacks.STACKS) == ["raw", "fastsess", "pure", "ra", "ra-fastsess", "sqlalchemy"]
     assert runner.FLOOR == "raw driver"
+    assert list(base.ASYNC_STACKS) == ["araw", "afastsess", "asqlalchemy", "asyncpg"]
+    assert base.ALL_STACKS["araw"] == "raw async driver"
+    # The pytest-benchmark files run the sync and the async scenarios apart.
+    assert not set(scenarios.SCENARIOS) & set(scenarios.ASYNC_SCENARIOS)
+    assert list(scenarios.ALL_SCENARIOS) == list(scenarios.SCENARIOS) + list(scenarios.ASYNC_SCENARIOS)
+
+
+# -- the async scenarios (issue 12) --------------------------------------------------------
+
+ASYNC = "acycle,apoint,afetch"
+
+
+def test_async_scenarios_without_their_packages_say_why(dialect, url, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    status, out = _run(_args(dialect, url) + ["--scenarios", ASYNC, "--stacks", "asqlalchemy,asyncpg"],
+                       capsys)
+    assert status == 0, out.err
+    assert out.out.count("  - SQLAlchemy async: not run: SQLAlchemy is not installed") == 3
+    assert "fastsess async" not in out.out  # not asked for
+    asyncpg = "not applicable: asyncpg speaks PostgreSQL only" if dialect == "mysql" \
+        else "not run: asyncpg is not installed"
+    assert out.out.count(f"  - asyncpg: {asyncpg}") == 3
+    # Without fastsess async the floor runs on a connection of the bench's own.
+    assert out.out.count("  raw async driver ") == 3
+
+
+@pytest.mark.db
+def test_async_floor_without_asyncmy_skips_the_mysql_scenarios(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "asyncmy", None)
+    status, out = _run(_args("mysql", URLS["mysql"]) + ["--scenarios", "acycle", "--stacks",
+                                                    "afastsess,asqlalchemy"], capsys)
+    assert status == 0, out.err
+    assert "  - raw async driver: not run: the async driver is not installed" in out.out
+    assert "  - SQLAlchemy async: not run: asyncmy is not installed" in out.out
+    assert "  stack " not in out.out  # nothing timed
+
+
+def test_async_stack_with_a_different_result_fails_the_run(dialect, url, monkeypatch, capsys):
+    pytest.importorskip("sqlalchemy")
+    real = aio.AsyncSQLAlchemyStack.batch
+
+    def wrong(self, key):
+        batch, outcome = real(self, key)
+        return batch, lambda result: (0, [])
+
+    monkeypatch.setattr(aio.AsyncSQLAlchemyStack, "batch", wrong)
+    status, out = _run(_args(dialect, url) + ["--scenarios", "acycle", "--stacks", "asqlalchemy"],
+                       capsys)
+    assert status == 1
+    assert ("  - SQLAlchemy async: result differs from the raw async driver's: item 0: 0 "
+            "instead of 100") in out.out
+    assert "  raw async driver " in out.out
+
+
+def test_drop_with_the_async_floor():
+    nothing = Impl(lambda: None)
+    entries = [Entry("raw async driver", nothing, floor="raw async driver", stack="araw"),
+               Entry("fastsess async", nothing, floor="raw async driver", stack="afastsess"),
+               Entry("SA", nothing, floor="floor SA", stack="asqlalchemy"),
+               Entry("floor SA", nothing, floor="floor SA")]
+    rows = [{"name": e.name} for e in entries]
+    failed = {}
+    _drop(entries, rows, failed, "fastsess async", "boom", "raw async driver")
+    assert [e.name for e in entries] == ["raw async driver", "SA", "floor SA"]
+    _drop(entries, rows, failed, "raw async driver", "boom", "raw async driver")
+    assert entries == [] and rows == [] and set(failed) == {"fastsess async", "raw async driver",
+                                                            "SA"}
+
+
+def test_async_impls_run_on_the_workload_loop(url):
+    """Every async floor and stack gives the floor's result, on one loop the caller owns."""
+    import asyncio
+
+    from fastsess.bench.scenarios import Workload
+
+    loop = asyncio.new_event_loop()
+    w = Workload(url, quick=True, loop=loop)
+    opened = []
+    try:
+        lender = aio.RawAsyncLender(w)
+        opened.append(lender)
+        for key in ("acycle", "apoint", "afetch"):
+            with lender.borrow() as conn:
+                floor = aio.afloor_impl(key, w, lambda: conn)
+                expected = floor.outcome(floor.run())
+            for skey in ("asqlalchemy", "asyncpg", "afastsess"):
+                try:
+                    stack = next((s for s in opened if s.key == skey), None) \
+                        or aio.open_async_stack(skey, w)
+                except stacks.Unavailable:
+                    continue
+                if stack not in opened:
+                    opened.append(stack)
+                impl = stack.impl(key)
+                assert impl.outcome(impl.run()) == expected, (key, skey)
+    finally:
+        for stack in reversed(opened):
+            stack.close()
+        w.close()
+    assert not loop.is_closed()  # the caller's loop stays open
+    loop.close()

@@ -1,7 +1,7 @@
 """``fastsess bench``: fastsess against RESTAlchemy, SQLAlchemy Core and the raw drivers, as ratios.
 
 What runs
-    Six end-to-end scenarios (``scenarios``) on PostgreSQL and on MySQL/MariaDB:
+    Six sync end-to-end scenarios (``scenarios``) on PostgreSQL and on MySQL/MariaDB:
     fetch 10k rows as dicts, batch insert 10k rows, the session cycle
     (checkout, SELECT 1, commit, close) x2,000, point select by primary key
     x5,000 in one session, query-cache hit x5,000, and a RESTAlchemy request
@@ -11,6 +11,11 @@ What runs
     its pure-Python twin, RESTAlchemy 16 as shipped, RESTAlchemy on fastsess
     (``fastsess.restalchemy``), and SQLAlchemy 2 Core.  A stack that is not
     installed, or a scenario that does not apply to it, is skipped with a note.
+    Three async scenarios (``aio``) follow: the session cycle x2,000, point
+    select x5,000 and fetch 10k rows, with psycopg's ``AsyncConnection`` and
+    asyncmy as the floor, against fastsess async, SQLAlchemy async (on the
+    same two drivers) and asyncpg (PostgreSQL).  Their batches run on one
+    event loop kept for the run, timed as ``loop.run_until_complete(batch)``.
 
 How it is measured (``runner``)
     Every entry of a scenario runs once untimed first, and its result must

@@ -13,7 +13,8 @@ from importlib import metadata
 from .connect import is_floor_connection
 from .scenarios import Impl, Workload, as_dicts, values
 
-# key -> name shown in the table, in table order.
+# key -> name shown in the table, in table order: the sync stacks (what
+# benchmarks/test_bench_scenarios.py runs), the async ones, and all of them.
 STACKS = {
     "raw": "raw driver",
     "fastsess": "fastsess",
@@ -22,10 +23,27 @@ STACKS = {
     "ra-fastsess": "RESTAlchemy on fastsess",
     "sqlalchemy": "SQLAlchemy Core",
 }
+ASYNC_STACKS = {
+    "araw": "raw async driver",
+    "afastsess": "fastsess async",
+    "asqlalchemy": "SQLAlchemy async",
+    "asyncpg": "asyncpg",
+}
+ALL_STACKS = {**STACKS, **ASYNC_STACKS}
+# A scenario's floor (``Scenario.floor``) -> the stacks measured against it.
+# A stack of the other family is left out of a scenario's block silently.
+FAMILIES = {
+    "raw": ("fastsess", "pure", "ra", "ra-fastsess", "sqlalchemy"),
+    "araw": ("afastsess", "asqlalchemy", "asyncpg"),
+}
 
 
 class Unavailable(Exception):
     """A stack that cannot run here; the message says why."""
+
+
+class NotApplicable(Unavailable):
+    """A stack that does not apply to this database (asyncpg on MySQL)."""
 
 
 def version_of(distribution: str) -> str | None:
@@ -41,13 +59,15 @@ class Stack:
     key = ""
     #: True when the stack runs on the floor's own engine (no floor of its own needed).
     on_floor_engine = False
+    #: True for the async stacks, whose floor is the async driver's.
+    asynchronous = False
 
     def __init__(self, workload: Workload):
         self.w = workload
 
     @property
     def name(self) -> str:
-        return STACKS[self.key]
+        return ALL_STACKS[self.key]
 
     def active(self):
         """Entered (untimed) around each of the stack's runs."""
@@ -56,7 +76,7 @@ class Stack:
     def pairable(self) -> bool:
         """Whether ``borrow()`` lends a connection of the floor's driver."""
         with self.borrow() as conn:
-            return is_floor_connection(self.w.dialect, conn)
+            return is_floor_connection(self.w.dialect, conn, self.asynchronous)
 
     def borrow(self):  # pragma: no cover - abstract
         """A context giving the stack's own (only) driver connection."""

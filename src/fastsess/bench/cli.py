@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from .base import STACKS
+from .base import ALL_STACKS
 from .connect import DEFAULT_URLS
-from .scenarios import SCENARIOS
+from .scenarios import ALL_SCENARIOS
 
 FULL_ROUNDS = 15
 QUICK_ROUNDS = 3
@@ -47,10 +47,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fastsess bench",
         description="Compare fastsess with RESTAlchemy, SQLAlchemy Core and the raw drivers, side by "
-                    "side in one process, on PostgreSQL and MySQL/MariaDB. Prints a progress bar on "
-                    "stderr and the table of medians and ratios on stdout.",
-        epilog=f"scenarios: {', '.join(SCENARIOS)}; stacks: "
-               + ", ".join(f"{k} ({v})" for k, v in STACKS.items())
+                    "side in one process, on PostgreSQL and MySQL/MariaDB; the async scenarios (a...) "
+                    "compare fastsess async with SQLAlchemy async, asyncpg and the raw async drivers. "
+                    "Prints a progress bar on stderr and the table of medians and ratios on stdout.",
+        epilog=f"scenarios: {', '.join(ALL_SCENARIOS)}; stacks: "
+               + ", ".join(f"{k} ({v})" for k, v in ALL_STACKS.items())
                + ". Environment: FASTSESS_BENCH_PG_URL, FASTSESS_BENCH_MYSQL_URL.")
     p.add_argument("--quick", action="store_true",
                    help=f"a smoke run in seconds: small sizes, {QUICK_ROUNDS} rounds")
@@ -61,10 +62,10 @@ def parser() -> argparse.ArgumentParser:
                    help="PostgreSQL server (default: %(default)s)")
     p.add_argument("--mysql-url", default=DEFAULT_URLS["mysql"], metavar="URL",
                    help="MySQL/MariaDB server (default: %(default)s)")
-    p.add_argument("--scenarios", type=_keys(list(SCENARIOS), "scenario"), metavar="A,B",
+    p.add_argument("--scenarios", type=_keys(list(ALL_SCENARIOS), "scenario"), metavar="A,B",
                    help="run only these scenarios")
-    p.add_argument("--stacks", type=_keys(list(STACKS), "stack"), metavar="A,B",
-                   help="run only these stacks (the raw driver always runs)")
+    p.add_argument("--stacks", type=_keys(list(ALL_STACKS), "stack"), metavar="A,B",
+                   help="run only these stacks (the raw drivers, raw and araw, always run)")
     p.add_argument("--json", metavar="FILE", help="write every round's raw times and the summary")
     p.add_argument("--chart", metavar="FILE.png", help="draw the ratios as a bar chart (needs matplotlib)")
     p.add_argument("--from-json", metavar="FILE",
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
         urls = {"postgresql": args.pg_url, "mysql": args.mysql_url}
         if args.only:
             urls = {args.only: urls[args.only]}
-        stacks = ["raw"] + [k for k in (args.stacks or STACKS) if k != "raw"]
+        stacks = ["raw"] + [k for k in (args.stacks or ALL_STACKS) if k != "raw"]
         progress = Progress(not args.no_progress)
         from .stacks import versions
 

@@ -37,19 +37,42 @@ def raw_connect(url, autocommit=False):
     return MySQLdb.connect(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-def is_floor_connection(dialect, conn) -> bool:
-    """Whether ``conn`` is a connection of the floor's driver, so the floor can run on it."""
+async def raw_connect_async(url):
+    """A plain async driver connection outside fastsess: psycopg's
+    ``AsyncConnection`` on PostgreSQL, asyncmy on MySQL (the async floors)."""
+    u = DatabaseURL.parse(url)
+    if u.dialect == "postgresql":
+        import psycopg
+
+        return await psycopg.AsyncConnection.connect(
+            host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database,
+            connect_timeout=10, **dict(u.query))
+    import asyncmy
+
+    return await asyncmy.connect(host=u.host or "localhost", port=u.port or 3306,
+                                 user=u.username, password=u.password or "", database=u.database,
+                                 charset="utf8mb4", autocommit=False, connect_timeout=10)
+
+
+def is_floor_connection(dialect, conn, asynchronous=False) -> bool:
+    """Whether ``conn`` is a connection of the floor's driver (the async
+    floor's with ``asynchronous``), so the floor can run on it."""
     if dialect == "postgresql":
         import psycopg
 
-        return isinstance(conn, psycopg.Connection)
+        return isinstance(conn, psycopg.AsyncConnection if asynchronous else psycopg.Connection)
+    if asynchronous:
+        import asyncmy
+
+        return isinstance(conn, asyncmy.Connection)
     import MySQLdb.connections
 
     return isinstance(conn, MySQLdb.connections.Connection)
 
 
 def connection_id(dialect, conn):
-    """The server's id of the connection (backend pid / thread id), read client-side."""
+    """The server's id of the connection (backend pid / thread id), read client-side
+    (psycopg's sync and async connections; mysqlclient and asyncmy both have thread_id())."""
     if dialect == "postgresql":
         return conn.info.backend_pid
     return conn.thread_id()
@@ -94,14 +117,17 @@ def restalchemy_url(url) -> str:
     return text
 
 
-def sqlalchemy_url(url):
-    """The URL for SQLAlchemy on the same drivers: postgresql+psycopg, mysql+mysqldb."""
+def sqlalchemy_url(url, asynchronous=False):
+    """The URL for SQLAlchemy on the same drivers: postgresql+psycopg, mysql+mysqldb
+    (with ``asynchronous``: postgresql+psycopg, whose async dialect runs psycopg's
+    AsyncConnection, and mysql+asyncmy)."""
     from sqlalchemy.engine import URL
 
     u = DatabaseURL.parse(url)
     query = dict(u.query)
     if u.dialect == "mysql":
         query.setdefault("charset", "utf8mb4")
-    return URL.create("postgresql+psycopg" if u.dialect == "postgresql" else "mysql+mysqldb",
+    mysql = "mysql+asyncmy" if asynchronous else "mysql+mysqldb"
+    return URL.create("postgresql+psycopg" if u.dialect == "postgresql" else mysql,
                       username=u.username, password=u.password, host=u.host, port=u.port,
                       database=u.database, query=query)

@@ -13,12 +13,16 @@ import statistics
 DAGGER = "\u2020"
 
 LEGEND = """\
-x floor: the stack's median over the median of the raw driver run on the same connection
-  ("floor ms"), measured in the same interleaved rounds; 1.00 is the driver alone.
-vs RA: x floor over RESTAlchemy's x floor (below 1: faster than stock RESTAlchemy).
+x floor: the stack's median over the median of the raw (async) driver run on the same
+  connection ("floor ms"), measured in the same interleaved rounds; 1.00 is the driver alone.
+vs RA: x floor over RESTAlchemy's x floor (below 1: faster than stock RESTAlchemy);
+  in the async scenarios vs SA: over SQLAlchemy async's x floor.
 cpu x floor: the same ratio for this process's CPU time.
 {dagger} no same-connection floor (the stack's connection is not the floor's driver):
-  compared with the raw driver on fastsess's connection.""".format(dagger=DAGGER)
+  compared with the raw driver on fastsess's connection (async: on fastsess async's, or
+  on the bench's own when fastsess async does not run).""".format(dagger=DAGGER)
+# A scenario's reference stack (``reference`` in the JSON) -> its column's heading.
+REFERENCE_HEADINGS = {"ra": "vs RA", "asqlalchemy": "vs SA"}
 
 
 def _median(xs):
@@ -33,8 +37,9 @@ def summarize(scenario: dict) -> list:
     def x_floor(row):
         return _median(entries[row["name"]]["times"]) / _median(entries[row["floor"]]["times"])
 
-    ra = next((r for r in scenario["stacks"] if r["key"] == "ra"), None)
-    ra_x = x_floor(ra) if ra is not None else None
+    reference = scenario.get("reference", "ra")  # runs saved before the async scenarios: "ra"
+    ref = next((r for r in scenario["stacks"] if r["key"] == reference), None)
+    ref_x = x_floor(ref) if ref is not None else None
     out = []
     for row in scenario["stacks"]:
         times = entries[row["name"]]["times"]
@@ -51,7 +56,8 @@ def summarize(scenario: dict) -> list:
             "us_per_op": median / ops * 1e6,
             "floor_median": floor_median,
             "x_floor": x,
-            "vs_ra": x / ra_x if ra_x else None,
+            "vs_reference": x / ref_x if ref_x else None,
+            "vs_ra": x / ref_x if ref_x and reference == "ra" else None,
             "cpu_x_floor": _median(entries[row["name"]]["cpu"]) / floor_cpu if floor_cpu > 0 else None,
             "same_connection": row["same_connection"],
         })
@@ -62,8 +68,12 @@ def _num(value, fmt):
     return "-" if value is None else format(value, fmt)
 
 
-HEADER = (f"  {'stack':<25} {'median ms':>10} {'min ms':>10} {'µs/op':>9} {'floor ms':>10} "
-          f"{'x floor':>8} {'vs RA':>7} {'cpu x floor':>12}")
+def table_header(reference="ra") -> str:
+    return (f"  {'stack':<25} {'median ms':>10} {'min ms':>10} {'µs/op':>9} {'floor ms':>10} "
+            f"{'x floor':>8} {REFERENCE_HEADINGS.get(reference, 'vs ref'):>7} {'cpu x floor':>12}")
+
+
+HEADER = table_header()
 
 
 def format_table(doc: dict) -> str:
@@ -75,13 +85,13 @@ def format_table(doc: dict) -> str:
                      f"{scenario['floor_description']}")
         rows = summarize(scenario)
         if rows:
-            lines.append(HEADER)
+            lines.append(table_header(scenario.get("reference", "ra")))
         for r in rows:
             name = r["name"] + ("" if r["same_connection"] else DAGGER)
             daggers = daggers or not r["same_connection"]
             lines.append(f"  {name:<25} {r['median'] * 1e3:>10.3f} {r['min'] * 1e3:>10.3f} "
                          f"{r['us_per_op']:>9.3f} {r['floor_median'] * 1e3:>10.3f} "
-                         f"{r['x_floor']:>8.2f} {_num(r['vs_ra'], '.2f'):>7} "
+                         f"{r['x_floor']:>8.2f} {_num(r['vs_reference'], '.2f'):>7} "
                          f"{_num(r['cpu_x_floor'], '.2f'):>12}")
         for name, reason in {**scenario["skipped"], **scenario["failed"]}.items():
             lines.append(f"  - {name}: {reason}")

@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .base import STACKS, Unavailable
+from .aio import AsyncFastsessStack, RawAsyncLender, afloor_impl
+from .base import ALL_STACKS, FAMILIES, NotApplicable, Unavailable
 from .connect import connection_id, unreachable_message
-from .scenarios import FLOORS, SCENARIOS, Impl, Workload, floor_impl
+from .scenarios import ALL_SCENARIOS, FLOORS, Impl, Workload, floor_impl
 from .stacks import EngineLender, open_stack, versions
 
-FLOOR = STACKS["raw"]
+FLOOR = ALL_STACKS["raw"]  # the sync scenarios' floor; the async ones' is ALL_STACKS["araw"]
 FORMAT = 1  # version of the JSON document
 
 
@@ -37,13 +38,14 @@ class Entry:
     connections: list = field(default_factory=list)
 
 
-def paired_floor_name(stack_name: str) -> str:
-    return f"{FLOOR} on {stack_name}'s connection"
+def paired_floor_name(stack_name: str, floor: str = FLOOR) -> str:
+    return f"{floor} on {stack_name}'s connection"
 
 
 def floor_entry(name, key, w, stack) -> Entry:
     """The floor of scenario ``key``, run on ``stack``'s own connection."""
     held = []
+    make = afloor_impl if ALL_SCENARIOS[key].floor == "araw" else floor_impl
 
     @contextlib.contextmanager
     def active():
@@ -54,21 +56,21 @@ def floor_entry(name, key, w, stack) -> Entry:
             finally:
                 held.pop()
 
-    return Entry(name, floor_impl(key, w, lambda: held[-1]), active, floor=name,
+    return Entry(name, make(key, w, lambda: held[-1]), active, floor=name,
                  connection=lambda: connection_id(w.dialect, held[-1]))
 
 
 def build_entries(key, w, floor_stack, stacks, unavailable):
     """(entries in run order, stack rows for the report, skipped stack -> reason)."""
-    scenario = SCENARIOS[key]
+    scenario = ALL_SCENARIOS[key]
     not_for = dict(scenario.not_for)
-    entries = [floor_entry(FLOOR, key, w, floor_stack)]
-    entries[0].stack = "raw"
-    rows = [{"key": "raw", "name": FLOOR, "floor": FLOOR, "same_connection": True}]
+    floor = ALL_STACKS[scenario.floor]
+    entries = [floor_entry(floor, key, w, floor_stack)]
+    entries[0].stack = scenario.floor
+    rows = [{"key": scenario.floor, "name": floor, "floor": floor, "same_connection": True}]
     skipped = {}
-    for skey, stack_name in STACKS.items():
-        if skey == "raw":
-            continue
+    for skey in FAMILIES[scenario.floor]:
+        stack_name = ALL_STACKS[skey]
         if skey in not_for:
             skipped[stack_name] = f"not applicable: {not_for[skey]}"
             continue
@@ -83,14 +85,14 @@ def build_entries(key, w, floor_stack, stacks, unavailable):
         except Unavailable as e:
             skipped[stack_name] = str(e)
             continue
-        entry = Entry(stack_name, impl, stack.active, stack=skey)
+        entry = Entry(stack_name, impl, stack.active, floor=floor, stack=skey)
         extra = []
         if not scenario.paired or stack.on_floor_engine:
             pass  # the floor's own connection: the same one for on_floor_engine stacks
         elif stack.pairable():
-            floor = floor_entry(paired_floor_name(stack_name), key, w, stack)
-            entry.floor = floor.name
-            extra.append(floor)
+            paired = floor_entry(paired_floor_name(stack_name, floor), key, w, stack)
+            entry.floor = paired.name
+            extra.append(paired)
         else:
             entry.same_connection = False
         entries.append(entry)
@@ -148,18 +150,18 @@ def _difference(got, expected) -> str:
     return f"{got!r:.160} instead of {expected!r:.160}"
 
 
-def _drop(entries, rows, failed, name, reason):
+def _drop(entries, rows, failed, name, reason, floor=FLOOR):
     """Remove a failed entry with what cannot be compared without it: a
     stack goes with the floor run on its connection and the other way round;
-    when the raw driver's own run fails, the whole scenario goes."""
+    when the floor's own run (``floor``) fails, the whole scenario goes."""
     entry = next(e for e in entries if e.name == name)
-    if name == FLOOR:
+    if name == floor:
         gone = {e.name for e in entries}
     elif entry.stack is None:  # a floor on some stack's connection
         gone = {name} | {e.name for e in entries if e.floor == name}
-        reason = f"the raw driver on its connection {reason}"
+        reason = f"the {floor} on its connection {reason}"
     else:
-        gone = {name} | ({entry.floor} if entry.floor != FLOOR else set())
+        gone = {name} | ({entry.floor} if entry.floor != floor else set())
     for e in entries:
         if e.name in gone and e.stack is not None:
             failed.setdefault(e.name, reason)
@@ -167,9 +169,26 @@ def _drop(entries, rows, failed, name, reason):
     rows[:] = [r for r in rows if r["name"] not in gone]
 
 
+def _floorless(key, reason, stacks, unavailable) -> tuple:
+    """(entries, rows, skipped) of a scenario whose floor cannot run here:
+    nothing is timed, and every stack it would have run says why."""
+    scenario = ALL_SCENARIOS[key]
+    skipped = {ALL_STACKS[scenario.floor]: reason}
+    for skey in FAMILIES[scenario.floor]:
+        if skey in stacks or skey in unavailable:
+            skipped[ALL_STACKS[skey]] = unavailable.get(skey) or f"not run: no floor ({reason})"
+    return [], [], skipped
+
+
 def run_scenario(key, w, floor_stack, stacks, unavailable, quick, rounds, progress) -> dict:
-    scenario = SCENARIOS[key]
-    entries, rows, skipped = build_entries(key, w, floor_stack, stacks, unavailable)
+    """``floor_stack`` lends the floor's connection; a string instead says
+    why the floor cannot run (the scenario is then skipped, not failed)."""
+    scenario = ALL_SCENARIOS[key]
+    floor = ALL_STACKS[scenario.floor]
+    if isinstance(floor_stack, str):
+        entries, rows, skipped = _floorless(key, floor_stack, stacks, unavailable)
+    else:
+        entries, rows, skipped = build_entries(key, w, floor_stack, stacks, unavailable)
     failed = {}
     title = scenario.title(quick)
     started = time.perf_counter()
@@ -177,9 +196,9 @@ def run_scenario(key, w, floor_stack, stacks, unavailable, quick, rounds, progre
 
     # Warm-up, untimed: every entry once, and its outcome must be the floor's.
     try:
-        expected = check_run(entries[0])
+        expected = check_run(entries[0]) if entries else None
     except Exception as e:  # noqa: BLE001 - reported, and the other scenarios still run
-        failed[FLOOR] = f"failed in the warm-up: {_describe(e)}"
+        failed[floor] = f"failed in the warm-up: {_describe(e)}"
         entries, rows = [], []
     for entry in list(entries[1:]):
         if all(entry is not e for e in entries):
@@ -187,11 +206,11 @@ def run_scenario(key, w, floor_stack, stacks, unavailable, quick, rounds, progre
         try:
             got = check_run(entry)
         except Exception as e:  # noqa: BLE001
-            _drop(entries, rows, failed, entry.name, f"failed in the warm-up: {_describe(e)}")
+            _drop(entries, rows, failed, entry.name, f"failed in the warm-up: {_describe(e)}", floor)
             continue
         if got != expected:
             _drop(entries, rows, failed, entry.name,
-                  f"result differs from the raw driver's: {_difference(got, expected)}")
+                  f"result differs from the {floor}'s: {_difference(got, expected)}", floor)
         progress.tick()
     progress.next_round()
 
@@ -204,7 +223,8 @@ def run_scenario(key, w, floor_stack, stacks, unavailable, quick, rounds, progre
             try:
                 wall, cpu = _call(entry, timed=True)
             except Exception as e:  # noqa: BLE001
-                _drop(entries, rows, failed, entry.name, f"failed in round {r + 1}: {_describe(e)}")
+                _drop(entries, rows, failed, entry.name, f"failed in round {r + 1}: {_describe(e)}",
+                      floor)
                 continue
             entry.times.append(wall)
             entry.cpu.append(cpu)
@@ -212,7 +232,7 @@ def run_scenario(key, w, floor_stack, stacks, unavailable, quick, rounds, progre
         progress.next_round()
     seconds = time.perf_counter() - started
     progress.end(seconds, failed)
-    if FLOOR in failed or not entries:
+    if floor in failed or not entries:
         rows = []
     return {
         "database": w.dialect,
@@ -221,8 +241,9 @@ def run_scenario(key, w, floor_stack, stacks, unavailable, quick, rounds, progre
         "size": w.size[key],
         "ops": scenario.ops(quick),
         "unit": scenario.unit,
-        "floor": FLOOR,
+        "floor": floor,
         "floor_description": FLOORS[(key, w.dialect)],
+        "reference": scenario.reference,
         "paired": scenario.paired,
         "stacks": rows,
         "entries": {e.name: {"times": e.times, "cpu": e.cpu,
@@ -290,6 +311,23 @@ class Progress:
         self.stream.flush()
 
 
+def _async_floor(w, stacks, opened):
+    """What lends the async floor its connection: fastsess async's engine
+    when it runs and can lend (then fastsess async runs on the floor's own
+    connection, as fastsess does in the sync scenarios), else a connection
+    of the bench's own.  A string when the async driver is missing."""
+    fs = stacks.get("afastsess")
+    if isinstance(fs, AsyncFastsessStack):
+        fs.on_floor_engine = True
+        return fs
+    try:
+        lender = RawAsyncLender(w)
+    except Unavailable as e:
+        return f"not run: {e}"
+    opened.append(lender)
+    return lender
+
+
 def run_database(dialect, url, quick, rounds, stack_keys, scenario_keys, progress) -> dict:
     """Every scenario on one database.  Raises ConnectionError (with the
     how-to-start message) when the server cannot be reached."""
@@ -299,25 +337,31 @@ def run_database(dialect, url, quick, rounds, stack_keys, scenario_keys, progres
         w = Workload(url, quick)
     except Exception as e:  # noqa: BLE001 - any driver error here means "cannot reach"
         raise ConnectionError(unreachable_message(dialect, url, e)) from None
+    # Only the stacks of the scenarios asked for are opened (each holds a connection).
+    floors = {ALL_SCENARIOS[k].floor for k in scenario_keys}
+    wanted = [k for k in stack_keys if any(k in FAMILIES[f] for f in floors)]
     opened = []
     engine = None
     try:
         engine = fastsess.create_engine(url, max_size=1)
         stacks, unavailable = {}, {}
-        for key in stack_keys:
-            if key == "raw":
-                continue
+        for key in wanted:
             try:
                 stacks[key] = open_stack(key, w, engine)
                 opened.append(stacks[key])
+            except NotApplicable as e:
+                unavailable[key] = f"not applicable: {e}"
             except Unavailable as e:
                 unavailable[key] = f"not run: {e}"
-        # The floor borrows the connection of the engine fastsess runs on.
-        floor_stack = EngineLender(w, engine)
-        results = [run_scenario(key, w, floor_stack, stacks, unavailable, quick, rounds, progress)
+        # The sync floor borrows the connection of the engine fastsess runs on.
+        floor_stacks = {"raw": EngineLender(w, engine)}
+        if "araw" in floors:
+            floor_stacks["araw"] = _async_floor(w, stacks, opened)
+        results = [run_scenario(key, w, floor_stacks[ALL_SCENARIOS[key].floor], stacks, unavailable,
+                                quick, rounds, progress)
                    for key in scenario_keys]
         return {"server": w.server, "url": str(fastsess.DatabaseURL.parse(url)), "scenarios": results,
-                "unavailable": {STACKS[k]: v for k, v in unavailable.items()}}
+                "unavailable": {ALL_STACKS[k]: v for k, v in unavailable.items()}}
     finally:
         for stack in reversed(opened):
             try:
@@ -333,8 +377,8 @@ def run(urls: dict, quick: bool, rounds: int, stack_keys=None, scenario_keys=Non
         progress: Progress | None = None, argv=None) -> dict:
     """Run the bench; returns the JSON document (see ``fastsess.bench.report``)."""
     progress = progress or Progress(False)
-    stack_keys = list(stack_keys or STACKS)
-    scenario_keys = list(scenario_keys or SCENARIOS)
+    stack_keys = list(stack_keys or ALL_STACKS)
+    scenario_keys = list(scenario_keys or ALL_SCENARIOS)
     started = datetime.datetime.now(datetime.timezone.utc)
     doc = {
         "format": FORMAT,

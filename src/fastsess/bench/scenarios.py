@@ -2,7 +2,8 @@
 
 Every scenario is written once per stack (``fastsess.bench.stacks``) and once
 here against the bare driver -- psycopg on PostgreSQL, mysqlclient on MySQL --
-as the floor the stacks are measured against.  Each implementation is an
+as the floor the stacks are measured against.  The async scenarios (``a...``)
+have async floors and stacks, in ``fastsess.bench.aio``.  Each implementation is an
 ``Impl``: ``run`` is timed; ``prepare`` and ``finish`` run untimed around it;
 ``outcome`` turns what ``run`` returned into what the pre-timing check
 compares with the floor's (rows as plain dicts, a digest of a table, ...).
@@ -10,6 +11,7 @@ compares with the floor's (rows as plain dicts, a digest of a table, ...).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -31,6 +33,11 @@ class Scenario:
     paired: bool = True
     # Stack keys the scenario does not apply to, and why.
     not_for: tuple = ()
+    # The floor's stack key: "raw" (the sync drivers) or "araw" (the async
+    # drivers); it decides which stacks run the scenario (base.FAMILIES).
+    floor: str = "raw"
+    # The stack the "vs" column divides by (none run: the column shows "-").
+    reference: str = "ra"
 
     def size(self, quick: bool) -> int:
         return self.quick if quick else self.full
@@ -45,6 +52,9 @@ class Scenario:
 _NO_CACHE = "SQLAlchemy Core has no query-result cache"
 _RA_ONLY = "the mix runs RESTAlchemy's ORM; its fastsess figure is 'RESTAlchemy on fastsess'"
 
+# The sync scenarios (what benchmarks/test_bench_scenarios.py runs), the
+# async ones (issue 12; benchmarks/test_bench_async.py), and all of them: what
+# ``fastsess bench`` runs by default, in this order.
 SCENARIOS = {s.key: s for s in (
     Scenario("fetch", "fetch {n} rows as dicts", 10_000, 1_000, "row"),
     Scenario("insert", "batch insert {n} rows", 10_000, 1_000, "row"),
@@ -55,6 +65,15 @@ SCENARIOS = {s.key: s for s in (
     Scenario("mix", "RESTAlchemy request mix x{n}", 100, 10, "request", ops_per_n=3,
              not_for=(("fastsess", _RA_ONLY), ("pure", _RA_ONLY), ("sqlalchemy", _RA_ONLY))),
 )}
+ASYNC_SCENARIOS = {s.key: s for s in (
+    Scenario("acycle", "async session cycle x{n}", 2_000, 100, "cycle", floor="araw",
+             reference="asqlalchemy"),
+    Scenario("apoint", "async point select by key x{n}", 5_000, 200, "select", floor="araw",
+             reference="asqlalchemy"),
+    Scenario("afetch", "async fetch {n} rows as dicts", 10_000, 1_000, "row", floor="araw",
+             reference="asqlalchemy"),
+)}
+ALL_SCENARIOS = {**SCENARIOS, **ASYNC_SCENARIOS}
 
 # What the floor of each scenario is, per database.
 FLOORS = {
@@ -70,6 +89,13 @@ FLOORS = {
     ("cache", "mysql"): "a dict memo keyed by (statement, params) in front of mysqlclient",
     ("mix", "postgresql"): "hand-written SQL on psycopg, tuple rows, a transaction per request",
     ("mix", "mysql"): "hand-written SQL on mysqlclient, tuple rows, a transaction per request",
+    ("acycle", "postgresql"): "psycopg AsyncConnection: cursor, SELECT 1, fetchall, commit",
+    ("acycle", "mysql"): "asyncmy: cursor, SELECT 1, fetchall, commit",
+    ("apoint", "postgresql"): "psycopg AsyncConnection: one cursor, execute + fetchone per key, "
+                              "tuple rows",
+    ("apoint", "mysql"): "asyncmy: one cursor, execute + fetchone per key, tuple rows",
+    ("afetch", "postgresql"): "psycopg AsyncConnection cursor.fetchall(), tuple rows",
+    ("afetch", "mysql"): "asyncmy cursor.fetchall(), tuple rows",
 }
 
 ROW_COLUMNS = ("id", "name", "score", "ratio", "note")
@@ -131,13 +157,16 @@ class Workload:
 
     Table names carry a random suffix so that runs on a shared server do not
     meet; ``close()`` drops them.  The admin connection (autocommit) seeds,
-    truncates and checks the tables; the stacks never use it.
+    truncates and checks the tables; the stacks never use it.  The async
+    stacks and floors all run on one event loop, ``loop`` (``loop=`` to give
+    one; else made on first use and closed by ``close()``).
     """
 
-    def __init__(self, url, quick: bool):
+    def __init__(self, url, quick: bool, loop=None):
         self.url = url
         self.quick = quick
         self.dialect = DatabaseURL.parse(url).dialect
+        self._loop, self._own_loop = loop, loop is None
         self.admin = raw_connect(url, autocommit=True)  # raises when the server is down
         self.tables = []
         try:
@@ -153,13 +182,14 @@ class Workload:
         self.rows_table = f"fastsess_bench_rows_{suffix}"
         self.insert_table = f"fastsess_bench_insert_{suffix}"
         self.items_table = f"fastsess_bench_items_{suffix}"
-        size = {key: s.size(self.quick) for key, s in SCENARIOS.items()}
+        size = {key: s.size(self.quick) for key, s in ALL_SCENARIOS.items()}
         self.size = size
-        n_rows = max(size["fetch"], 1000)
+        n_rows = max(size["fetch"], size["afetch"], 1000)
         self.n_rows = n_rows
         self.insert_data = [make_row(i) for i in range(size["insert"])]
         self.insert_dicts = [dict(zip(ROW_COLUMNS, r)) for r in self.insert_data]
         self.point_ids = [(i * 7919) % n_rows for i in range(size["point"])]
+        self.apoint_ids = [(i * 7919) % n_rows for i in range(size["apoint"])]
         self.item_ids = [uuid.UUID(int=i + 1) for i in range(ITEMS)]
 
         cols = ", ".join(ROW_COLUMNS)
@@ -200,6 +230,16 @@ class Workload:
     def item_uuid(self, value: uuid.UUID):
         """A UUID as the driver stores it in the items table."""
         return value if self.dialect == "postgresql" else str(value)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    def run_async(self, coroutine):
+        """Run ``coroutine`` to its end on the workload's loop (untimed set-up and clean-up)."""
+        return self.loop.run_until_complete(coroutine)
 
     # -- untimed helpers the scenarios call -----------------------------------
 
@@ -253,6 +293,9 @@ class Workload:
             self.tables = []
             self.admin.close()
             self.admin = None
+            if self._own_loop and self._loop is not None:
+                self._loop.close()
+                self._loop = None
 
     # -- outcomes compared before timing ---------------------------------------
 

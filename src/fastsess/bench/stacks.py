@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
+from .aio import open_async_stack
 from .base import STACKS, Stack, Unavailable, session_impl, version_of
 from .connect import sqlalchemy_url
 from .scenarios import CACHE_KEY_ID, ROW_COLUMNS, Impl, Workload, as_dicts, values
@@ -202,7 +203,7 @@ def open_stack(key: str, workload: Workload, engine) -> Stack:
         return RESTAlchemyStack(workload, on_fastsess=key == "ra-fastsess")
     if key == "sqlalchemy":
         return SQLAlchemyStack(workload)
-    raise KeyError(key)
+    return open_async_stack(key, workload)
 
 
 def versions() -> dict:
@@ -216,7 +217,7 @@ def versions() -> dict:
     out = {"python": platform.python_version(), "fastsess": fastsess.__version__,
            "fastsess kernels": _impl.__impl__}
     for dist in ("psycopg", "psycopg-pool", "mysqlclient", "restalchemy", "mysql-connector-python",
-                 "SQLAlchemy"):
+                 "SQLAlchemy", "asyncmy", "asyncpg", "greenlet"):
         out[dist] = version_of(dist)
     try:
         import psycopg
