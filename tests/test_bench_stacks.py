@@ -182,6 +182,8 @@ def test_async_scenarios_without_their_packages_say_why(dialect, url, monkeypatc
 @pytest.mark.db
 def test_async_floor_without_asyncmy_skips_the_mysql_scenarios(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "asyncmy", None)
+    # Imported by an earlier test, fastsess's asyncmy adapter would still load.
+    monkeypatch.delitem(sys.modules, "fastsess.drivers.mysql_async", raising=False)
     status, out = _run(_args("mysql", URLS["mysql"]) + ["--scenarios", "acycle", "--stacks",
                                                     "afastsess,asqlalchemy"], capsys)
     assert status == 0, out.err

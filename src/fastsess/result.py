@@ -23,6 +23,13 @@ class Result:
     chunks; rows a suspended or abandoned iteration fetched but did not yield
     come first from the next ``fetch*`` call, so any mix of iteration and
     ``fetch*`` sees every row once, in order.
+
+    A session runs its statements on one reused driver cursor (a psycopg
+    cursor costs more to make than a short statement costs to run).  When
+    the next statement needs that cursor, the session detaches this result
+    from it: the rows not fetched yet, ``rowcount``, ``lastrowid`` and
+    ``description`` are copied onto the result (``_detach``), so a result
+    stays readable, and unchanged, after later statements.
     """
 
     __slots__ = ("_cursor", "_names", "_adapter", "_pending")
@@ -72,12 +79,13 @@ class Result:
     def __iter__(self):
         # Chunks through the row kernel: a driver fetchone() and a dict per
         # row cost several times more per row (RESTAlchemy's ORM iterates).
+        # The cursor is looked up per chunk: a statement run inside the loop
+        # detaches this result from the session's cursor.
         names = self._column_names()
-        fetchmany = self._cursor.fetchmany
         while True:
             pending = self._pending
             if not pending:
-                rows = fetchmany(_ITER_CHUNK)
+                rows = self._cursor.fetchmany(_ITER_CHUNK)
                 if not rows:
                     return
                 pending = self._pending = deque(_rows_to_dicts(names, rows))
@@ -102,4 +110,88 @@ class Result:
         return self._cursor.description
 
     def close(self) -> None:
-        self._cursor.close()
+        """Drop the rows not fetched yet (the cursor may be the session's,
+        which goes on serving it)."""
+        self._detach(keep_rows=False)
+        self._cursor.clear()
+        if self._pending:
+            self._pending.clear()
+
+    def _detach(self, keep_rows=True) -> None:
+        """Copy what is left to read off the driver cursor, which the
+        session is about to run another statement on."""
+        cursor = self._cursor
+        if type(cursor) is BufferedRows:  # detached already (closed)
+            return
+        names = self._names
+        if names is None:
+            names = self._adapter.column_names(cursor)
+            if names is None:  # no result set: fetch* keeps raising ProgrammingError
+                self._adapter = _NO_RESULT_SET
+            self._names = names
+        rows = cursor.fetchall() if names is not None and keep_rows else None
+        self._cursor = BufferedRows(rows, cursor, self._adapter)
+
+
+class _NoResultSet:
+    """The adapter of a detached result whose statement returned no rows."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def column_names(cursor):
+        return None
+
+    @staticmethod
+    def description_of(cursor):
+        return None
+
+
+_NO_RESULT_SET = _NoResultSet()
+
+
+class BufferedRows:
+    """Rows already fetched, with a cursor's API: what a detached result
+    reads, and what async sessions fetch with each statement.  ``rowcount``,
+    ``lastrowid`` and ``description`` are the cursor's when it was made
+    (``description`` as ``adapter.description_of`` keeps it)."""
+
+    __slots__ = ("_rows", "_at", "rowcount", "lastrowid", "_description", "arraysize")
+
+    def __init__(self, rows, cursor, adapter):
+        self._rows = rows if rows is not None else []
+        self._at = 0
+        self.rowcount = cursor.rowcount
+        self.lastrowid = getattr(cursor, "lastrowid", None)
+        self._description = adapter.description_of(cursor)
+        self.arraysize = 1
+
+    @property
+    def description(self):
+        description = self._description
+        if callable(description):
+            description = self._description = description()
+        return description
+
+    def fetchall(self):
+        rows, at = self._rows, self._at
+        self._at = len(rows)
+        return rows[at:] if at else rows
+
+    def fetchone(self):
+        if self._at >= len(self._rows):
+            return None
+        self._at += 1
+        return self._rows[self._at - 1]
+
+    def fetchmany(self, size):
+        rows = self._rows[self._at:self._at + size]
+        self._at += len(rows)
+        return rows
+
+    def clear(self) -> None:
+        self._rows = []
+        self._at = 0
+
+    def close(self) -> None:
+        pass

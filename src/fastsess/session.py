@@ -58,9 +58,9 @@ class BaseSession:
     """A session's state and the decisions that need no I/O, shared by the
     synchronous ``Session`` and an asynchronous twin."""
 
-    __slots__ = ("_engine", "_pool", "_adapter", "_driver_error", "_pc", "_raw", "_dirty",
-                 "_closed", "_thread", "_cache", "_tx", "_error", "_fresh", "_log",
-                 "__weakref__")
+    __slots__ = ("_engine", "_pool", "_adapter", "_driver_error", "_pc", "_raw", "_cursor",
+                 "_last", "_dirty", "_closed", "_thread", "_cache", "_tx", "_error", "_fresh",
+                 "_log", "__weakref__")
 
     def __init__(self, engine):
         self._engine = engine
@@ -69,6 +69,12 @@ class BaseSession:
         self._driver_error = engine._adapter.Error
         self._pc = None
         self._raw = None
+        # The driver cursor execute() reuses on this connection (where the
+        # adapter's ``reuse_cursor`` says a cursor costs more to make than a
+        # result to detach), and the result last read through it (detached
+        # before the next statement).
+        self._cursor = None
+        self._last = None
         # True once a statement ran since the last commit/rollback: the
         # connection then carries a transaction that close() must end.
         self._dirty = False
@@ -170,7 +176,7 @@ class BaseSession:
         """Forget the (dead) connection without ending anything else: the
         pooled connection, for the shell to give back."""
         pc = self._pc
-        self._pc = self._raw = None
+        self._pc = self._raw = self._cursor = self._last = None
         self._dirty = False
         self._error = None
         return pc
@@ -236,7 +242,7 @@ class BaseSession:
         pc = self._pc
         dirty = self._dirty
         if pc is not None:
-            self._pc = self._raw = None
+            self._pc = self._raw = self._cursor = self._last = None
             self._dirty = False
             self._error = None
         if self._cache is not None:
@@ -285,6 +291,7 @@ class Session(batch.BatchWrites, BaseSession):
             raise self._engine_closed() from None
         self._pc = pc
         self._log = _statements_debug(_DEBUG)
+        self._cursor = self._last = None
         raw = self._raw = pc.raw
         return raw
 
@@ -334,15 +341,25 @@ class Session(batch.BatchWrites, BaseSession):
         self._dirty = True
         if self._log:
             _log_statement(statement, params)
-        try:
+        cursor = self._cursor
+        if cursor is not None:
+            last = self._last
+            if last is not None:
+                self._last = None
+                last._detach()
+        else:
             cursor = raw.cursor()
+            if self._adapter.reuse_cursor:
+                self._cursor = cursor
+        try:
             cursor.execute(statement, params)
         except self._driver_error as e:
             raise self._fail(e, params=params) from e
         except BaseException as e:
             self._interrupted(e)
             raise
-        return Result(cursor, self._adapter)
+        result = self._last = Result(cursor, self._adapter)
+        return result
 
     def execute_many(self, statement, seq_of_params):
         """Run one statement once per parameter set (the driver's executemany)."""

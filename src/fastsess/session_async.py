@@ -23,7 +23,7 @@ from . import session as _session_module
 from .cache import SessionQueryCache
 from .current import current, pop, push
 from .errors import EngineClosed, ProgrammingError, SessionClosed
-from .result import Result
+from .result import BufferedRows, Result
 from .session import _ABORTED, BaseSession, _log_statement, _Reconnect, _rollback_failed
 
 _MISS = object()
@@ -65,6 +65,7 @@ class AsyncSession(batch.BatchWrites, BaseSession):
             raise self._engine_closed() from None
         self._pc = pc
         self._log = _session_module._statements_debug(_session_module._DEBUG)
+        self._cursor = None
         raw = self._raw = pc.raw
         return raw
 
@@ -102,8 +103,12 @@ class AsyncSession(batch.BatchWrites, BaseSession):
         self._dirty = True
         if self._log:
             _log_statement(statement, params)
+        # One reused cursor: every result is fetched with its statement
+        # (BufferedRows), so nothing reads the cursor after the next one.
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = raw.cursor()
         try:
-            cursor = raw.cursor()
             await cursor.execute(statement, params)
             return await self._buffered(cursor)
         except self._driver_error as e:
@@ -115,7 +120,7 @@ class AsyncSession(batch.BatchWrites, BaseSession):
     async def _buffered(self, cursor) -> Result:
         names = self._adapter.column_names(cursor)
         rows = await cursor.fetchall() if names is not None else None
-        return BufferedResult(names, rows, cursor)
+        return BufferedResult(names, rows, cursor, self._adapter)
 
     async def execute_many(self, statement, seq_of_params) -> Result:
         """Run one statement once per parameter set (the driver's executemany)."""
@@ -268,8 +273,8 @@ class BufferedResult(Result):
 
     __slots__ = ()
 
-    def __init__(self, names, rows, cursor):
-        super().__init__(_Rows(rows, cursor), None)
+    def __init__(self, names, rows, cursor, adapter):
+        super().__init__(BufferedRows(rows, cursor, adapter), None)
         self._names = names
 
     def _column_names(self):
@@ -277,39 +282,6 @@ class BufferedResult(Result):
         if names is None:
             raise ProgrammingError("the statement returned no rows to fetch")
         return names
-
-
-class _Rows:
-    """The cursor-like rows of a ``BufferedResult``."""
-
-    __slots__ = ("_rows", "_at", "rowcount", "lastrowid", "description", "arraysize")
-
-    def __init__(self, rows, cursor):
-        self._rows = rows if rows is not None else []
-        self._at = 0
-        self.rowcount = cursor.rowcount
-        self.lastrowid = getattr(cursor, "lastrowid", None)
-        self.description = cursor.description
-        self.arraysize = 1
-
-    def fetchall(self):
-        rows, at = self._rows, self._at
-        self._at = len(rows)
-        return rows[at:] if at else rows
-
-    def fetchone(self):
-        if self._at >= len(self._rows):
-            return None
-        self._at += 1
-        return self._rows[self._at - 1]
-
-    def fetchmany(self, size):
-        rows = self._rows[self._at:self._at + size]
-        self._at += len(rows)
-        return rows
-
-    def close(self) -> None:
-        pass
 
 
 class AsyncSessionQueryCache(SessionQueryCache):

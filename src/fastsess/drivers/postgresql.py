@@ -150,6 +150,26 @@ class Cursor(psycopg.Cursor):
         return super().executemany(query, _checked_sets(self, params_seq), returning=returning)
 
 
+class _Described:
+    """What psycopg's ``Cursor.description`` reads off a cursor (its
+    PGresult, encoding and adapters), kept after the cursor ran another
+    statement; ``make()`` runs psycopg's own property on them
+    (tests/test_cursor_reuse.py checks it equals the cursor's)."""
+
+    __slots__ = ("pgresult", "_encoding", "adapters")
+
+    def __init__(self, cursor):
+        self.pgresult = cursor.pgresult
+        self._encoding = cursor._encoding
+        self.adapters = cursor.adapters
+
+    def make(self):
+        return _DESCRIPTION(self)
+
+
+_DESCRIPTION = psycopg.Cursor.description.fget
+
+
 class AsyncCursor(psycopg.AsyncCursor):
     """``Cursor``'s check for psycopg's async cursor."""
 
@@ -242,6 +262,7 @@ class CopyRefused(Exception):
 
 class PostgreSQLAdapter(DriverAdapter):
     dialect = "postgresql"
+    reuse_cursor = True
     max_params = 65535
     # PostgreSQL expands a row-value IN list into nested expressions; around
     # 10,000 composite keys it overruns max_stack_depth (2 MB by default).
@@ -312,6 +333,13 @@ class PostgreSQLAdapter(DriverAdapter):
         if orjson is not None:
             set_json_loads(_json_loads, raw)  # json and jsonb columns; client-side only
         return raw
+
+    def description_of(self, cursor):
+        # psycopg builds its Column objects on every read of description
+        # (~3 µs for a short row): keep the PGresult, build them when asked.
+        if cursor.pgresult is None:
+            return None
+        return _Described(cursor).make
 
     def column_names(self, cursor):
         res = cursor.pgresult
