@@ -707,3 +707,23 @@ async def test_commit_that_raises_is_translated_and_counted_as_failed(dialect, u
         assert raw_query(raw, f"SELECT count(*) FROM {name}") == [(0,)]
     finally:
         raw_query(raw, f"DROP TABLE IF EXISTS {name}")
+
+
+@run_async
+async def test_a_server_warning_costs_no_round_trip_and_no_log(dialect, url, caplog):
+    """asyncmy would send SHOW WARNINGS after a statement the server warned
+    about and log each warning; fastsess's cursor does neither (as mysqlclient)."""
+    if dialect != "mysql":
+        pytest.skip("asyncmy's SHOW WARNINGS round trip is MySQL's")
+    status = "SHOW SESSION STATUS LIKE 'Com_show_warnings'"
+    async with async_engine(url) as engine:
+        async with engine.session_manager() as s:
+            before = int((await s.execute(status)).fetchone()["Value"])
+            with caplog.at_level("WARNING"):
+                got = (await s.execute("SELECT CAST(%s AS SIGNED) AS n", ("12ab",))).fetchall()
+                warned = (await s.execute("SHOW WARNINGS")).fetchall()
+            after = int((await s.execute(status)).fetchone()["Value"])
+    assert got == [{"n": 12}]
+    assert [w["Code"] for w in warned] == [1292]  # the server did warn
+    assert after - before == 1  # our own SHOW WARNINGS only
+    assert not [r for r in caplog.records if r.name.startswith("asyncmy")]

@@ -32,7 +32,13 @@ _BY_DRIVER_CLASS = (
 
 
 class Cursor(cursors.Cursor):
-    """asyncmy's buffered cursor, its parameters made faithful first."""
+    """asyncmy's buffered cursor, its parameters made faithful first, and
+    without asyncmy's extra ``SHOW WARNINGS`` round trip after a statement
+    the server warned about (it logs each one at WARNING): the sync
+    engine's mysqlclient sends none, and a warning is not an error."""
+
+    async def _show_warnings(self, conn):
+        pass
 
     def _escape_args(self, args, conn):
         if isinstance(args, dict):
