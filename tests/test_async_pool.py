@@ -19,7 +19,7 @@ import pytest
 import fastsess
 from fastsess import errors
 
-from .conftest import async_backend_id, async_engine, kill_backend, run_async
+from .conftest import async_backend_id, async_engine, kill_backend, raw_query, run_async
 from .faults.conftest import alive_backends, wait_statement_running
 from .helpers_tx import ids
 
@@ -160,10 +160,9 @@ async def test_task_cancelled_mid_query_gives_back_its_slot_and_no_stale_result(
         stats = settled(engine, max_size)
         assert stats["connections_discarded"] == 1 and stats["timeouts"] == 0
         await serves_max_size_at_once(engine, max_size)
-    # The server let the victim go (psycopg cancels the query; MySQL ends the
-    # sleep when it finds the client gone): nothing of it is left to wait for.
-    if dialect == "postgresql":
-        gone_within(admin, dialect, [victim["bid"]], 10)
+    # The server let the victim go (psycopg cancels the query; fastsess sends
+    # MariaDB a KILL QUERY): nothing of it is left to wait for.
+    gone_within(admin, dialect, [victim["bid"]], 10)
 
 
 @run_async
@@ -191,12 +190,48 @@ async def test_scope_cancelled_mid_query_commits_nothing(dialect, url, raw_conne
             assert await async_backend_id(s) != victim["bid"]
             await s.execute(f"INSERT INTO {table} (id, name) VALUES (2, 'after')")
     assert ids(admin, table) == [2]
-    if dialect == "mysql":
-        # The server runs the abandoned SLEEP to its end before it notices the
-        # client left; end that backend (this test's own) so that its
-        # uncommitted insert does not hold the table for the teardown.
-        kill_backend(admin, dialect, victim["bid"])
-        assert ids(admin, table) == [2]
+    gone_within(admin, dialect, [victim["bid"]], 10)
+
+
+@run_async
+async def test_a_cancelled_statement_stops_on_the_server_and_frees_its_locks(
+        dialect, url, raw_connect, table):
+    """A statement cancelled while it waits for a lock does not wait on: its
+    transaction ends and the locks it took are free at once (psycopg sends a
+    cancel request; fastsess sends MariaDB a KILL QUERY), not when the lock
+    wait times out (50 s on MariaDB)."""
+    admin, holder = raw_connect(), raw_connect()
+    raw_query(admin, f"INSERT INTO {table} (id, name) VALUES (1, 'a'), (2, 'b')")
+    admin.commit()
+    raw_query(holder, "BEGIN")  # (plain connections autocommit)
+    raw_query(holder, f"UPDATE {table} SET name = 'held' WHERE id = 1")  # kept locked
+    try:
+        async with async_engine(url, max_size=2, timeout=10) as engine:
+            started = asyncio.Event()
+            victim = {}
+
+            async def unit():
+                async with fastsess.async_session_scope(engine) as s:
+                    await s.execute(f"UPDATE {table} SET name = 'taken' WHERE id = 2")
+                    victim["bid"] = await async_backend_id(s)
+                    started.set()
+                    await s.execute(f"SELECT name FROM {table} WHERE id = 1 FOR UPDATE")
+
+            task = asyncio.create_task(unit())
+            await asyncio.wait_for(started.wait(), 10)
+            await asyncio.to_thread(wait_statement_running, admin, dialect, victim["bid"],
+                                    "for update")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # engine.close() waited for the KILL QUERY; row 2's lock is free within seconds.
+        raw_query(admin, "SET lock_timeout = '5s'" if dialect == "postgresql"
+                  else "SET SESSION innodb_lock_wait_timeout = 5")
+        raw_query(admin, f"UPDATE {table} SET name = 'free' WHERE id = 2")
+        gone_within(admin, dialect, [victim["bid"]], 10)
+    finally:
+        raw_query(holder, "ROLLBACK")
+    assert raw_query(admin, f"SELECT id, name FROM {table} ORDER BY id") == [(1, "a"), (2, "free")]
 
 
 # -- waiters cancelled ---------------------------------------------------------------------

@@ -196,6 +196,7 @@ class AsyncEngine(BaseEngine):
         """Close the pool: idle connections now, in-use ones when returned.
         Idempotent."""
         self._pool.close_now()
+        await self._adapter.settle()
 
 
 def create_async_engine(url, **options) -> AsyncEngine:

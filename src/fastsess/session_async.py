@@ -114,8 +114,14 @@ class AsyncSession(batch.BatchWrites, BaseSession):
         except self._driver_error as e:
             raise self._fail(e, params=params) from e
         except BaseException as e:
-            self._interrupted(e)
+            self._statement_interrupted(e)
             raise
+
+    def _statement_interrupted(self, exc) -> None:
+        """``_interrupted`` for a statement: the server may still run it."""
+        self._interrupted(exc)
+        if not isinstance(exc, Exception) and self._pc is not None:
+            self._adapter.statement_interrupted(self._pc.raw)
 
     async def _buffered(self, cursor) -> Result:
         names = self._adapter.column_names(cursor)
@@ -148,7 +154,7 @@ class AsyncSession(batch.BatchWrites, BaseSession):
         except self._driver_error as e:
             raise self._fail(e, params=None if many else params) from e
         except BaseException as e:
-            self._interrupted(e)
+            self._statement_interrupted(e)
             raise
 
     async def _run_batch(self, plan_for, table, columns, composite=False) -> int:

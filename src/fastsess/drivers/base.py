@@ -109,6 +109,13 @@ class DriverAdapter:
         """Insert with COPY (adapters whose ``insert_plan`` plans one)."""
         raise NotImplementedError
 
+    def statement_interrupted(self, raw) -> None:
+        """A statement on ``raw`` was interrupted (a cancelled task): the
+        connection is discarded; an adapter may tell the server to stop it."""
+
+    async def settle(self) -> None:
+        """Wait for what ``statement_interrupted`` started (async engines' close)."""
+
     def description_of(self, cursor):
         """The cursor's ``description`` for a result that outlives the
         cursor's current statement: the description itself, or a callable

@@ -5,10 +5,15 @@ it would write ``str(value)`` for a dict or an object it does not know.
 Its cursors here run every parameter through ``mysql_base.faithful`` first,
 so the parameter rule is the same as on mysqlclient and PostgreSQL.  Its
 cursors buffer a result as the statement runs; a connection whose statement
-was cancelled is desynchronised and is closed by the pool, never reused.
+was cancelled is desynchronised and is closed by the pool, never reused;
+the server, which would run the cancelled statement to its end (holding its
+locks) before it noticed, is told to stop it (``KILL QUERY``).
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 import asyncmy
 from asyncmy import cursors
@@ -20,6 +25,7 @@ from .base import DriverAdapter
 from .mysql_base import connect_settings, faithful
 from .mysql_base import translate as mysql_translate
 
+LOG = logging.getLogger("fastsess.pool")
 _DIALECT = "MySQL"
 _ParameterProblem = (errors.UnsupportedParameter, errors.InvalidParameterValue)
 _SERVER_STATUS_IN_TRANS = 1
@@ -85,12 +91,17 @@ class AsyncMySQLAdapter(DriverAdapter):
     def __init__(self, url, connect_args, readonly=False):
         super().__init__(url, connect_args, readonly)
         self._max_packet = 0
+        self._killers = set()  # KILL QUERY tasks under way (see statement_interrupted)
 
-    async def connect(self):
+    def _settings(self) -> dict:
         kwargs = connect_settings(self)
         kwargs["password"] = kwargs.pop("passwd", "") or ""
         kwargs["database"] = kwargs.pop("db", None)
         kwargs.setdefault("cursor_cls", Cursor)
+        return kwargs
+
+    async def connect(self):
+        kwargs = self._settings()
         try:
             return await asyncmy.connect(**kwargs)
         except asyncmy_errors.Error as e:
@@ -102,6 +113,35 @@ class AsyncMySQLAdapter(DriverAdapter):
 
     def usable(self, raw) -> bool:
         return bool(raw.connected)
+
+    def statement_interrupted(self, raw) -> None:
+        # asyncmy dropped the connection; the server would run the statement
+        # on, and hold its locks, until it noticed.  Stop it from a short
+        # connection of its own, in the background: the cancellation goes on.
+        try:
+            thread_id = int(raw.thread_id())
+            task = asyncio.get_running_loop().create_task(self._kill_query(thread_id))
+        except Exception:
+            return
+        self._killers.add(task)
+        task.add_done_callback(self._killers.discard)
+
+    async def _kill_query(self, thread_id: int) -> None:
+        try:
+            conn = await asyncmy.connect(**self._settings())
+            try:
+                async with conn.cursor() as cur:
+                    await cur.execute(f"KILL QUERY {thread_id}")
+            finally:
+                conn.close()
+        except asyncmy_errors.Error as e:  # 1094: the statement ended already
+            LOG.debug("KILL QUERY %s after a cancelled statement: %s", thread_id, e)
+        except Exception:
+            LOG.debug("KILL QUERY %s after a cancelled statement failed", thread_id, exc_info=True)
+
+    async def settle(self) -> None:
+        if self._killers:
+            await asyncio.gather(*self._killers, return_exceptions=True)
 
     async def reset(self, raw, in_transaction):
         # The server says whether a transaction is open (SERVER_STATUS_IN_TRANS
