@@ -15,10 +15,13 @@ import pytest
 
 import fastsess
 from fastsess.__main__ import main
-from fastsess.bench import report
+from fastsess.bench import callgrind, report
+
+from .conftest import URLS
 
 ROUNDS = 2
-SCENARIOS = ["fetch", "insert", "cycle", "point", "cache", "mix", "acycle", "apoint", "afetch"]
+SCENARIOS = ["fetch", "insert", "models", "cycle", "point", "cache", "mix", "acycle", "apoint",
+             "afetch"]
 ASYNC_SCENARIOS = {"acycle", "apoint", "afetch"}
 STACK_NAMES = {"raw": "raw driver", "fastsess": "fastsess", "pure": "fastsess pure",
                "ra": "RESTAlchemy", "ra-fastsess": "RESTAlchemy on fastsess",
@@ -27,9 +30,11 @@ STACK_NAMES = {"raw": "raw driver", "fastsess": "fastsess", "pure": "fastsess pu
 ASYNC_STACK_NAMES = {"araw": "raw async driver", "afastsess": "fastsess async",
                      "asqlalchemy": "SQLAlchemy async", "asyncpg": "asyncpg"}
 # (scenario, stack) pairs that do not apply: the scenario notes them instead.
-NOT_APPLICABLE = {("cache", "sqlalchemy"), ("mix", "fastsess"), ("mix", "pure"),
-                  ("mix", "sqlalchemy")}
+NOT_APPLICABLE = {("insert", "ra"), ("insert", "ra-fastsess"), ("models", "fastsess"),
+                  ("models", "pure"), ("models", "sqlalchemy"), ("cache", "sqlalchemy"),
+                  ("mix", "fastsess"), ("mix", "pure"), ("mix", "sqlalchemy")}
 DAGGER = "\u2020"
+CALLGRIND_TITLE = "session cycle in CPU instructions"
 
 
 def stack_names(scenario: str) -> dict:
@@ -71,7 +76,8 @@ def installed_stacks(dialect: str) -> set:
 
 
 def parse_table(text: str) -> dict:
-    """(database, title) -> {"rows": {stack: [7 cells]}, "notes": {stack: reason}}."""
+    """(database, title) -> {"rows": {stack: [cells]}, "notes": {stack: reason}}: 7 cells in a
+    scenario's block, 3 in the callgrind block (title "session cycle in CPU instructions")."""
     blocks, block = {}, None
     for line in text.splitlines():
         if not line.strip():
@@ -79,6 +85,7 @@ def parse_table(text: str) -> dict:
         elif not line.startswith(" ") and " \u00b7 " in line:
             database, title, _floor = line.split(" \u00b7 ", 2)
             block = blocks[(database, title)] = {"rows": {}, "notes": {}}
+            width = 3 if title == CALLGRIND_TITLE else 7
         elif block is None or line.startswith("  stack "):
             continue
         elif line.startswith("  - "):
@@ -86,7 +93,7 @@ def parse_table(text: str) -> dict:
             block["notes"][name] = reason
         else:
             cells = line.split()
-            block["rows"][" ".join(cells[:-7])] = cells[-7:]
+            block["rows"][" ".join(cells[:-width])] = cells[-width:]
     return blocks
 
 
@@ -304,3 +311,109 @@ def test_summary_of_a_known_run():
     table = parse_table(report.format_table(doc))[("postgresql", "fetch 4 rows as dicts")]
     assert table["rows"]["fastsess"][4:] == ["1.50", "0.50", "2.00"]
     assert table["rows"]["raw driver"][4:] == ["1.00", "0.33", "1.00"]
+
+
+# -- --callgrind: instructions per session cycle ----------------------------------------------
+
+
+def test_collected_reads_valgrinds_summary():
+    stderr = ("==41== Callgrind, a call-graph generating cache profiler\n==41== \n"
+              "==41== Events    : Ir\n==41== Collected : 1037859524\n==41== \n"
+              "==41== I   refs:      1,037,859,524\n")
+    assert callgrind.collected(stderr) == 1037859524
+    with pytest.raises(ValueError):
+        callgrind.collected("Traceback (most recent call last):\n")
+
+
+def test_callgrind_without_valgrind_is_a_note(dialect, url, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no valgrind on it
+    out = tmp_path / "run.json"
+    status = main(["bench", "--quick", "--rounds", "1", "--no-progress", "--only", dialect,
+                   "--pg-url" if dialect == "postgresql" else "--mysql-url", url,
+                   "--scenarios", "cycle", "--stacks", "fastsess", "--callgrind", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "callgrind: not run: valgrind is not on PATH" in captured.out
+    assert "callgrind: not run: valgrind is not on PATH" in captured.err  # and said at the start
+    doc = json.loads(out.read_text())
+    assert doc["callgrind"]["note"].startswith("not run: ") and doc["callgrind"]["databases"] == {}
+    assert [s["scenario"] for s in doc["scenarios"]] == ["cycle"]  # the bench itself ran
+
+
+@pytest.mark.db
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_callgrind_counts_instructions_per_cycle(tmp_path):
+    """``fastsess bench --callgrind`` end to end on PostgreSQL with 20 cycles: three children
+    under valgrind (the sync pair only), some 20-40 s."""
+    cycles = 20
+    out = tmp_path / "run.json"
+    # The stack whose wall ratio stands beside the counted fastsess: in a process with
+    # FASTSESS_PURE_PYTHON=1 that is the twin.
+    same = "fastsess" if fastsess.__impl__ == "cython" else "pure"
+    args = [sys.executable, "-m", "fastsess", "bench", "--quick", "--rounds", "1", "--no-progress",
+            "--only", "postgresql", "--pg-url", URLS["postgresql"], "--scenarios", "cycle",
+            "--stacks", same, "--callgrind", "--callgrind-cycles", str(cycles), "--json", str(out)]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    counted = doc["callgrind"]
+    assert counted["cycles"] == cycles and counted["note"] is None and counted["valgrind"]
+    result = counted["databases"]["postgresql"]
+    assert result["failed"] == {}
+    entries = {e["key"]: e for e in result["entries"]}
+    assert list(entries) == ["raw", "fastsess"]  # the async pair was not asked for
+    assert entries["fastsess"]["kernels"] == fastsess.__impl__
+    for e in entries.values():
+        at_zero, at_n = e["collected"]
+        assert 0 < at_zero < at_n and e["per_cycle"] == (at_n - at_zero) / cycles
+    # The ratios are the quotients of the counts, beside the cycle scenario's wall ratio.
+    cycle = next(s for s in doc["scenarios"] if s["scenario"] == "cycle")
+    wall = {r["key"]: r["x_floor"] for r in cycle["summary"]}
+    summary = {r["key"]: r for r in result["summary"]}
+    x = entries["fastsess"]["per_cycle"] / entries["raw"]["per_cycle"]
+    assert summary["fastsess"]["x_floor"] == x and summary["fastsess"]["wall_x_floor"] == wall[same]
+    assert summary["raw"]["x_floor"] == 1.0
+    block = parse_table(proc.stdout)[("postgresql", CALLGRIND_TITLE)]
+    assert block["rows"][entries["fastsess"]["name"]] == [
+        f"{entries['fastsess']['per_cycle']:,.0f}", f"{x:.2f}", f"{wall[same]:.2f}"]
+    assert "instr/cycle: valgrind's count" in proc.stdout  # the legend
+
+
+def test_callgrind_summary_of_a_known_run():
+    """The instruction ratios on made-up counts, worked by hand, beside the cycle's wall ratio."""
+    cycle = {
+        "database": "mysql", "scenario": "cycle", "title": "session cycle x10", "ops": 10,
+        "floor_description": "SELECT 1", "paired": True, "skipped": {}, "failed": {},
+        "stacks": [
+            {"key": "raw", "name": "raw driver", "floor": "raw driver", "same_connection": True},
+            {"key": "fastsess", "name": "fastsess", "floor": "raw driver", "same_connection": True},
+        ],
+        "entries": {"raw driver": {"times": [2.0, 2.0], "cpu": [1.0, 1.0]},
+                    "fastsess": {"times": [3.0, 3.0], "cpu": [1.0, 1.0]}},
+    }
+
+    def counted(key, name, floor, idle, total):
+        return {"key": key, "name": name, "floor": floor, "kernels": "cython",
+                "collected": [idle, total], "per_cycle": (total - idle) / 10}
+
+    doc = {"scenarios": [cycle], "unreachable": {}, "callgrind": {
+        "cycles": 10, "note": None, "valgrind": "/usr/bin/valgrind", "databases": {"mysql": {
+            "entries": [counted("raw", "raw driver", "raw", 5000, 6000),
+                        counted("fastsess", "fastsess", "raw", 5000, 6500),
+                        counted("araw", "raw async driver", "araw", 5000, 9000),
+                        counted("afastsess", "fastsess async", "araw", 5000, 10000)],
+            "failed": {}, "skipped": {"SQLAlchemy async": "not run: because"}}}}}
+    rows = {r["key"]: r for r in report.summarize_callgrind(doc, "mysql")}
+    assert rows["fastsess"]["per_cycle"] == 150 and rows["fastsess"]["x_floor"] == 1.5
+    assert rows["afastsess"]["x_floor"] == 1.25 and rows["araw"]["x_floor"] == 1.0
+    assert rows["fastsess"]["wall_x_floor"] == 1.5
+    assert rows["afastsess"]["wall_x_floor"] is None  # no async cycle scenario in this run
+    table = parse_table(report.format_table(doc))[("mysql", CALLGRIND_TITLE)]
+    assert table["rows"]["fastsess"] == ["150", "1.50", "1.50"]
+    assert table["rows"]["fastsess async"] == ["500", "1.25", "-"]
+    assert table["notes"] == {"SQLAlchemy async": "not run: because"}
+    assert json.loads(report.to_json(doc))["callgrind"]["databases"]["mysql"]["summary"] == list(
+        rows.values())
+    # A failed count fails the run; a note (valgrind missing) does not.
+    doc["callgrind"]["databases"]["mysql"]["failed"] = {"fastsess": "failed under callgrind: x"}
+    assert report.failures(doc) == ["mysql callgrind: fastsess: failed under callgrind: x"]

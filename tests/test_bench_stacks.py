@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -256,3 +257,73 @@ def test_async_impls_run_on_the_workload_loop(url):
         w.close()
     assert not loop.is_closed()  # the caller's loop stays open
     loop.close()
+
+
+# -- the realistic rows (issue 13) ----------------------------------------------------------
+
+
+def test_rows_are_realistic_and_read_back_as_written(url):
+    """What the floor reads back is ``make_row``'s values: non-ASCII text, NULLs, the JSON
+    payload and the aware timestamp survive the round trip; a stack that decodes the
+    payload other than its driver documents fails the check."""
+    from fastsess.bench.scenarios import ROW_COLUMNS, Workload, floor_impl, make_row
+
+    w = Workload(url, quick=True)
+    try:
+        floor = floor_impl("fetch", w, lambda: w.admin)
+        got = sorted(floor.outcome(floor.run()), key=lambda r: r["num"])
+        expected = [w.canonical(dict(zip(ROW_COLUMNS, make_row(i))), json_text=False)
+                    for i in range(w.n_rows)]
+        assert got == expected
+        assert any(r["note"] is None for r in got) and any(r["note"] for r in got)
+        assert any(not r["name"].isascii() for r in got) and "🦩" in "".join(r["name"] for r in got)
+        assert all(r["created_at"].tzinfo is not None for r in got)
+        assert any(r["created_at"].microsecond for r in got)
+        assert got[5]["payload"]["tags"] == ["café", "東京", "🚀", "sale", "naïve"]
+        # The payload as the driver gives it: decoded by psycopg, text from mysqlclient.
+        raw = w.admin.cursor()
+        raw.execute(w.sql["point"], (w.key(make_row(7)[0]),))
+        row = dict(zip(ROW_COLUMNS, raw.fetchone()))
+        raw.close()
+        assert w.canonical(row) == expected[7]
+        if w.dialect == "postgresql":
+            with pytest.raises(TypeError):  # json.loads of a dict: text claimed, dict given
+                w.canonical(row, json_text=True)
+        else:
+            assert w.canonical(row, json_text=False) != expected[7]  # text left undecoded
+    finally:
+        w.close()
+
+
+def test_insert_digest_compares_values_not_text(url):
+    """The insert scenarios' outcome: equal for JSON written with other spacing and escapes,
+    different for a changed value or instant."""
+    from fastsess.bench.scenarios import Workload, floor_impl
+
+    w = Workload(url, quick=True)
+    try:
+        floor = floor_impl("insert", w, lambda: w.admin)
+        floor.prepare()
+        floor.run()
+        count, digest = w.insert_digest()
+        assert count == len(w.insert_data)
+        key = w.insert_data[3][0]
+        table = w.insert_table
+
+        def change(sql, params):
+            cur = w.admin.cursor()
+            cur.execute(f"UPDATE {table} SET {sql} WHERE uuid = %s", params + (key,))
+            cur.close()
+            return w.insert_digest()
+
+        # The same payload as ASCII-escaped, spaced JSON (MariaDB keeps the text as sent).
+        same = json.dumps(w.insert_data[3][-1], ensure_ascii=True, indent=2)
+        assert change("payload = %s", (same,)) == (count, digest)
+        assert change("score = score + 1", ()) != (count, digest)
+        change("score = score - 1", ())
+        assert w.insert_digest() == (count, digest)
+        assert change("created_at = created_at + INTERVAL '1' SECOND"
+                      if w.dialect == "postgresql" else
+                      "created_at = created_at + INTERVAL 1 SECOND", ()) != (count, digest)
+    finally:
+        w.close()

@@ -20,17 +20,13 @@ import contextlib
 
 from .base import NotApplicable, Stack, Unavailable
 from .connect import raw_connect_async, sqlalchemy_url
-from .scenarios import ROW_COLUMNS, Impl, Workload, as_dicts, values
+from .scenarios import ROW_COLUMNS, Impl, Workload, values
 
 
 def _on_loop(w: Workload, batch):
     """``batch`` (a coroutine function) as a sync ``Impl.run`` on the workload's loop."""
     run = w.loop.run_until_complete
     return lambda: run(batch())
-
-
-def _tuples_as_dicts(rows) -> list:
-    return [dict(zip(ROW_COLUMNS, r)) for r in rows]
 
 
 def _cycle_outcome(result):
@@ -65,7 +61,7 @@ def afloor_impl(key: str, w: Workload, conn) -> Impl:
             await c.commit()
             return out
 
-        return Impl(_on_loop(w, point), outcome=_tuples_as_dicts)
+        return Impl(_on_loop(w, point), outcome=w.tuples_outcome)
     if key == "afetch":
         statement = sql["fetch"]
 
@@ -77,7 +73,7 @@ def afloor_impl(key: str, w: Workload, conn) -> Impl:
             await c.commit()
             return rows
 
-        return Impl(_on_loop(w, fetch), outcome=_tuples_as_dicts)
+        return Impl(_on_loop(w, fetch), outcome=w.tuples_outcome)
     raise KeyError(key)
 
 
@@ -163,14 +159,14 @@ class AsyncFastsessStack(AsyncStack):
                         out.append((await execute(statement, (i,))).fetchone())
                 return out
 
-            return point, as_dicts
+            return point, w.rows_outcome()
         statement = w.sql["fetch"]
 
         async def fetch():
             async with e.session_manager() as s:
                 return (await s.execute(statement)).fetchall()
 
-        return fetch, as_dicts
+        return fetch, w.rows_outcome()
 
     def close(self) -> None:
         self.w.run_async(self.engine.close())
@@ -229,24 +225,24 @@ class AsyncSQLAlchemyStack(AsyncStack):
             return cycle, _cycle_outcome
         if key == "apoint":
             ids = w.apoint_ids
-            statement = sa.text(f"SELECT {', '.join(ROW_COLUMNS)} FROM {w.rows_table} WHERE id = :id")
+            statement = sa.text(f"SELECT {', '.join(ROW_COLUMNS)} FROM {w.rows_table} WHERE uuid = :key")
 
             async def point():
                 out = []
                 async with e.begin() as c:
                     execute = c.execute
                     for i in ids:
-                        out.append((await execute(statement, {"id": i})).mappings().first())
+                        out.append((await execute(statement, {"key": i})).mappings().first())
                 return out
 
-            return point, as_dicts
+            return point, w.rows_outcome()
         statement = sa.text(w.sql["fetch"])
 
         async def fetch():
             async with e.begin() as c:
                 return (await c.execute(statement)).mappings().all()
 
-        return fetch, as_dicts
+        return fetch, w.rows_outcome()
 
     def close(self) -> None:
         self.w.run_async(self.engine.dispose())
@@ -281,6 +277,9 @@ class AsyncpgStack(AsyncStack):
     def batch(self, key):
         w, c = self.w, self.conn
         n = w.size[key]
+        # asyncpg gives jsonb as text (decoding is left to its users, through
+        # set_type_codec): decoded with json.loads, as they would.
+        outcome = w.rows_outcome(json_text=True)
         if key == "acycle":
             async def cycle():
                 transaction, fetch = c.transaction, c.fetch
@@ -301,14 +300,14 @@ class AsyncpgStack(AsyncStack):
                         out.append(await fetchrow(statement, i))
                 return out
 
-            return point, as_dicts
+            return point, outcome
         statement = w.sql["fetch"]
 
         async def fetch():
             async with c.transaction():
                 return await c.fetch(statement)
 
-        return fetch, as_dicts
+        return fetch, outcome
 
     def close(self) -> None:
         self.w.run_async(self.conn.close())

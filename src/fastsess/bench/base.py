@@ -11,7 +11,7 @@ import contextlib
 from importlib import metadata
 
 from .connect import is_floor_connection
-from .scenarios import Impl, Workload, as_dicts, values
+from .scenarios import Impl, Workload, values
 
 # key -> name shown in the table, in table order: the sync stacks (what
 # benchmarks/test_bench_scenarios.py runs), the async ones, and all of them.
@@ -91,7 +91,9 @@ class Stack:
 
 def session_impl(key: str, engine, w: Workload) -> Impl:
     """The fetch, cycle and point scenarios through ``engine.session_manager()``:
-    the same code for fastsess and for RESTAlchemy's engines."""
+    the same code for fastsess and for RESTAlchemy's engines.  Their rows'
+    payload comes as the floor's driver gives it (``Workload.canonical``):
+    decoded by psycopg; JSON text from mysqlclient and mysql-connector alike."""
     sql, n = w.sql, w.size[key]
     if key == "fetch":
         statement = sql["fetch"]
@@ -100,7 +102,7 @@ def session_impl(key: str, engine, w: Workload) -> Impl:
             with engine.session_manager() as s:
                 return s.execute(statement).fetchall()
 
-        return Impl(fetch, outcome=as_dicts)
+        return Impl(fetch, outcome=w.rows_outcome())
     if key == "cycle":
         def cycle():
             manager = engine.session_manager
@@ -120,4 +122,4 @@ def session_impl(key: str, engine, w: Workload) -> Impl:
                 out.append(execute(statement, (i,)).fetchone())
         return out
 
-    return Impl(point, outcome=as_dicts)
+    return Impl(point, outcome=w.rows_outcome())

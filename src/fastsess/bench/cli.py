@@ -12,6 +12,9 @@ from .scenarios import ALL_SCENARIOS
 
 FULL_ROUNDS = 15
 QUICK_ROUNDS = 3
+# --callgrind's cycles per counted run.
+FULL_CYCLES = 2_000
+QUICK_CYCLES = 300
 
 
 def _keys(known, what):
@@ -71,6 +74,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from-json", metavar="FILE",
                    help="run nothing: print the table (and draw --chart) of a saved --json file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--callgrind", action="store_true",
+                   help="also count the session cycle's client CPU instructions (raw driver loop "
+                        "and fastsess, sync and async) under valgrind's callgrind; a note when "
+                        "valgrind is not installed")
+    p.add_argument("--callgrind-cycles", type=int, default=None, metavar="N",
+                   help=f"cycles per counted run (default {FULL_CYCLES}, {QUICK_CYCLES} with --quick)")
     return p
 
 
@@ -82,6 +91,9 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         print("fastsess bench: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    if args.callgrind_cycles is not None and args.callgrind_cycles < 1:
+        print("fastsess bench: --callgrind-cycles must be at least 1", file=sys.stderr)
         return 2
     if args.chart:
         from .chart import ChartUnavailable, require_matplotlib
@@ -117,7 +129,11 @@ def main(argv=None) -> int:
         progress.note(f"fastsess {v['fastsess']} ({v['fastsess kernels']} kernels), Python "
                       f"{v['python']}: {rounds} interleaved rounds per scenario"
                       f"{', quick sizes' if args.quick else ''}")
-        doc = run(urls, args.quick, rounds, stacks, args.scenarios, progress, ["bench"] + argv)
+        cycles = None
+        if args.callgrind:
+            cycles = args.callgrind_cycles or (QUICK_CYCLES if args.quick else FULL_CYCLES)
+        doc = run(urls, args.quick, rounds, stacks, args.scenarios, progress, ["bench"] + argv,
+                  callgrind_cycles=cycles)
 
     print(report.header(doc))
     print()

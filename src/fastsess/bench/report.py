@@ -21,6 +21,13 @@ cpu x floor: the same ratio for this process's CPU time.
 {dagger} no same-connection floor (the stack's connection is not the floor's driver):
   compared with the raw driver on fastsess's connection (async: on fastsess async's, or
   on the bench's own when fastsess async does not run).""".format(dagger=DAGGER)
+CALLGRIND_LEGEND = """\
+instr/cycle: valgrind's count of this client's CPU instructions for one session cycle: a
+  child running N cycles minus one running none, over N (the server's work and the waits
+  are not in it, nor this machine's timing noise); x floor: over the raw driver's loop;
+  wall x floor: the session cycle scenario's x floor of the same run."""
+# The session-cycle scenario whose wall ratio stands beside a callgrind floor's pair.
+CYCLE_SCENARIO = {"raw": "cycle", "araw": "acycle"}
 # A scenario's reference stack (``reference`` in the JSON) -> its column's heading.
 REFERENCE_HEADINGS = {"ra": "vs RA", "asqlalchemy": "vs SA"}
 
@@ -64,6 +71,50 @@ def summarize(scenario: dict) -> list:
     return out
 
 
+def summarize_callgrind(doc: dict, database: str) -> list:
+    """One dict per counted stack: instructions per cycle, its ratio to its
+    floor's, and the wall x floor of the same stack in the cycle scenario."""
+    counted = doc["callgrind"]["databases"][database]["entries"]
+    per_cycle = {e["key"]: e["per_cycle"] for e in counted}
+    out = []
+    for e in counted:
+        floor = per_cycle.get(e["floor"])
+        key = CYCLE_SCENARIO[e["floor"]]
+        scenario = next((s for s in doc["scenarios"]
+                         if s["database"] == database and s["scenario"] == key), None)
+        # In a process with FASTSESS_PURE_PYTHON=1 the counted "fastsess" is
+        # the twin, whose wall figure is the "fastsess pure" row.
+        same = "pure" if e["key"] == "fastsess" and e["kernels"] == "python" else e["key"]
+        wall = next((r["x_floor"] for r in summarize(scenario) if r["key"] == same), None) \
+            if scenario else None
+        out.append({"key": e["key"], "name": e["name"], "per_cycle": e["per_cycle"],
+                    "x_floor": e["per_cycle"] / floor if floor else None, "wall_x_floor": wall})
+    return out
+
+
+def format_callgrind(doc: dict) -> list:
+    """The lines of the --callgrind table (none when it was not asked for)."""
+    counted = doc.get("callgrind")
+    if not counted:
+        return []
+    if counted["note"]:
+        return [f"callgrind: {counted['note']}", ""]
+    lines = []
+    for database, result in counted["databases"].items():
+        lines.append(f"{database} \u00b7 session cycle in CPU instructions \u00b7 callgrind, "
+                     f"{counted['cycles']} cycles against none")
+        rows = summarize_callgrind(doc, database)
+        if rows:
+            lines.append(f"  {'stack':<30} {'instr/cycle':>12} {'x floor':>8} {'wall x floor':>13}")
+        for r in rows:
+            lines.append(f"  {r['name']:<30} {r['per_cycle']:>12,.0f} {_num(r['x_floor'], '.2f'):>8} "
+                         f"{_num(r['wall_x_floor'], '.2f'):>13}")
+        for name, reason in {**result.get("skipped", {}), **result["failed"]}.items():
+            lines.append(f"  - {name}: {reason}")
+        lines.append("")
+    return lines
+
+
 def _num(value, fmt):
     return "-" if value is None else format(value, fmt)
 
@@ -96,10 +147,14 @@ def format_table(doc: dict) -> str:
         for name, reason in {**scenario["skipped"], **scenario["failed"]}.items():
             lines.append(f"  - {name}: {reason}")
         lines.append("")
+    counted = format_callgrind(doc)
+    lines.extend(counted)
     for dialect, message in doc.get("unreachable", {}).items():
         lines.append(f"{dialect}: not run: {message}")
     if doc["scenarios"]:
         lines.append(LEGEND if daggers else LEGEND.split("\n" + DAGGER)[0])
+    if any("instr/cycle" in line for line in counted):
+        lines.append(CALLGRIND_LEGEND)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -114,14 +169,23 @@ def header(doc: dict) -> str:
 
 def failures(doc: dict) -> list:
     """Every stack that failed (not merely skipped), as 'database scenario: stack: reason'."""
-    return [f"{s['database']} {s['scenario']}: {name}: {reason}"
-            for s in doc["scenarios"] for name, reason in s["failed"].items()]
+    out = [f"{s['database']} {s['scenario']}: {name}: {reason}"
+           for s in doc["scenarios"] for name, reason in s["failed"].items()]
+    counted = doc.get("callgrind") or {}
+    for database, result in counted.get("databases", {}).items():
+        out += [f"{database} callgrind: {name}: {reason}" for name, reason in result["failed"].items()]
+    return out
 
 
 def to_json(doc: dict) -> str:
     """The document with each scenario's computed summary added."""
     out = dict(doc)
     out["scenarios"] = [{**s, "summary": summarize(s)} for s in doc["scenarios"]]
+    counted = doc.get("callgrind")
+    if counted and counted["databases"]:
+        out["callgrind"] = {**counted, "databases": {
+            d: {**result, "summary": summarize_callgrind(doc, d)}
+            for d, result in counted["databases"].items()}}
     return json.dumps(out, indent=1, allow_nan=False) + "\n"
 
 

@@ -2,8 +2,8 @@
 
 Both run the scenarios through RESTAlchemy's own API: its sessions
 (``engine.session_manager()``, ``session.execute``, ``session.batch_insert``)
-and, for the query cache and the request mix, its ORM on simple models of the
-workload's tables.
+and, for the model insert, the query cache and the request mix, its ORM on a
+model of the workload's row (``restalchemy_models``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import uuid
 
 from .connect import restalchemy_url
-from .scenarios import CACHE_KEY_ID, CREATED, PAGE, ROW_COLUMNS, Impl, Workload, simple
+from .scenarios import CACHE_ROW, NOTES, PAGE, ROW_COLUMNS, Impl, Workload, row_key
 from .base import Stack, Unavailable, session_impl
 
 
@@ -30,37 +30,47 @@ def _restalchemy_engines():
 
 
 def restalchemy_models(w: Workload):
-    """RESTAlchemy models of the workload's tables (made once per workload)."""
+    """(rows model, insert model, items model, the models the model insert
+    writes): one model of the workload's row on each of its tables, made
+    once per workload."""
     models_ = getattr(w, "_restalchemy_models", None)
     if models_ is not None:
         return models_
     from restalchemy.dm import models, properties, types
     from restalchemy.storage.sql import orm
 
-    class BenchRow(models.ModelWithID, orm.SQLStorableMixin):
-        __tablename__ = w.rows_table
-        id = properties.property(types.Integer(), id_property=True, required=True)
-        name = properties.property(types.String(max_length=64), required=True)
-        score = properties.property(types.Integer(), required=True)
-        ratio = properties.property(types.Float(), required=True)
-        note = properties.property(types.String(max_length=64), required=True)
+    # As RESTAlchemy's users write it: on PostgreSQL a dict goes in as jsonb
+    # through RESTAlchemy's own dumper and comes back decoded by psycopg; on
+    # MySQL (mysql-connector has no JSON type) its JSON-fields mixin dumps and
+    # loads the payload.
+    storable = (orm.SQLStorableMixin if w.dialect == "postgresql"
+                else orm.SQLStorableWithJSONFieldsMixin)
 
-    class BenchInsertRow(BenchRow):
-        __tablename__ = w.insert_table
+    def model(table):
+        class BenchRow(models.ModelWithUUID, storable):
+            __tablename__ = table
+            __jsonfields__ = ["payload"]
+            num = properties.property(types.Integer(), required=True)
+            name = properties.property(types.String(max_length=64), required=True)
+            created_at = properties.property(types.UTCDateTimeZ(), required=True)
+            enabled = properties.property(types.Boolean(), required=True)
+            score = properties.property(types.Float(), required=True)
+            note = properties.property(types.AllowNone(types.Enum(list(NOTES))), default=None)
+            payload = properties.property(types.Dict(), default=dict)
 
-    class BenchItem(models.ModelWithUUID, orm.SQLStorableMixin):
-        __tablename__ = w.items_table
-        name = properties.property(types.String(max_length=64), required=True)
-        quantity = properties.property(types.Integer(), required=True)
+        return BenchRow
 
-    inserts = [BenchInsertRow(**dict(zip(ROW_COLUMNS, row))) for row in w.insert_data]
-    models_ = w._restalchemy_models = (BenchRow, BenchInsertRow, BenchItem, inserts)
+    insert_model = model(w.insert_table)
+    inserts = [insert_model(**dict(zip(ROW_COLUMNS, row))) for row in w.model_data]
+    models_ = w._restalchemy_models = (model(w.rows_table), insert_model, model(w.items_table),
+                                       inserts)
     return models_
 
 
-def plain(model) -> dict:
-    """A RESTAlchemy model's values as a plain dict (UUIDs as text)."""
-    return simple(model.as_plain_dict())
+def plain(model, w: Workload) -> dict:
+    """A RESTAlchemy model's values in ``Workload.canonical`` form (its
+    payload decoded by RESTAlchemy itself, its timestamp aware)."""
+    return w.canonical(model.as_plain_dict(), json_text=False)
 
 
 _MISSING = object()
@@ -153,7 +163,7 @@ class RESTAlchemyStack(Stack):
         row_model, _, item_model, inserts = self.models
         if key in ("fetch", "cycle", "point"):
             return session_impl(key, e, w)
-        if key == "insert":
+        if key == "models":
             def insert():
                 with e.session_manager() as s:
                     s.batch_insert(inserts)
@@ -163,17 +173,18 @@ class RESTAlchemyStack(Stack):
         if key == "cache":
             held = []
             eq = filters.EQ
+            where = {"uuid": eq(row_key(CACHE_ROW))}
 
             def prime():
                 s = e.get_session()
                 held.append(s)
-                row_model.objects.get_all(filters={"id": eq(CACHE_KEY_ID)}, session=s, cache=True)
+                row_model.objects.get_all(filters=where, session=s, cache=True)
 
             def hits():
                 s = held[-1]
                 get_all = row_model.objects.get_all
                 for _ in range(n):
-                    found = get_all(filters={"id": eq(CACHE_KEY_ID)}, session=s, cache=True)
+                    found = get_all(filters=where, session=s, cache=True)
                 return found
 
             def close():
@@ -183,20 +194,26 @@ class RESTAlchemyStack(Stack):
                     s.close()
 
             return Impl(hits, prepare=prime, finish=close,
-                        outcome=lambda found: [plain(m) for m in found])
+                        outcome=lambda found: [plain(m, w) for m in found])
         if key == "mix":
             ids = list(w.item_ids)
+            created = [dict(zip(ROW_COLUMNS[1:], row)) for row in w.created_rows]
             eq = filters.EQ
 
             def mix():
                 objects = item_model.objects
                 for i in range(n):
-                    page = objects.get_all(order_by={"quantity": "asc"}, limit=PAGE)
+                    page = objects.get_all(order_by={"num": "asc"}, limit=PAGE)
                     item = objects.get_one(filters={"uuid": eq(ids[i % len(ids)])})
-                    item_model(name="created", quantity=CREATED + i).insert()
-                return [plain(m) for m in page], plain(item), n
+                    item_model(**created[i]).insert()
+                return page, item, n
 
-            return Impl(mix, prepare=w.sweep_items, outcome=w.mix_outcome)
+            def outcome(result):
+                page, item, n = result
+                return w.mix_outcome(([m.as_plain_dict() for m in page], item.as_plain_dict(), n),
+                                     json_text=False)
+
+            return Impl(mix, prepare=w.sweep_items, outcome=outcome)
         raise Unavailable(f"no {key!r} scenario")
 
     def close(self) -> None:

@@ -374,8 +374,10 @@ def run_database(dialect, url, quick, rounds, stack_keys, scenario_keys, progres
 
 
 def run(urls: dict, quick: bool, rounds: int, stack_keys=None, scenario_keys=None,
-        progress: Progress | None = None, argv=None) -> dict:
-    """Run the bench; returns the JSON document (see ``fastsess.bench.report``)."""
+        progress: Progress | None = None, argv=None, callgrind_cycles: int | None = None) -> dict:
+    """Run the bench; returns the JSON document (see ``fastsess.bench.report``).
+    ``callgrind_cycles``: also count the session cycle's instructions under
+    valgrind (``fastsess.bench.callgrind``) with that many cycles."""
     progress = progress or Progress(False)
     stack_keys = list(stack_keys or ALL_STACKS)
     scenario_keys = list(scenario_keys or ALL_SCENARIOS)
@@ -392,7 +394,18 @@ def run(urls: dict, quick: bool, rounds: int, stack_keys=None, scenario_keys=Non
         "databases": {},
         "unreachable": {},
         "scenarios": [],
+        "callgrind": None,
     }
+    valgrind = None
+    if callgrind_cycles:
+        # Imported here: the child runs this module as __main__ (python -m).
+        from . import callgrind
+
+        valgrind = callgrind.find_valgrind()
+        doc["callgrind"] = {"cycles": callgrind_cycles, "valgrind": valgrind,
+                            "note": None if valgrind else callgrind.NOT_RUN, "databases": {}}
+        if not valgrind:
+            progress.note(f"callgrind: {callgrind.NOT_RUN}")
     for dialect, url in urls.items():
         try:
             result = run_database(dialect, url, quick, rounds, stack_keys, scenario_keys, progress)
@@ -403,5 +416,8 @@ def run(urls: dict, quick: bool, rounds: int, stack_keys=None, scenario_keys=Non
         doc["databases"][dialect] = {"server": result["server"], "url": result["url"],
                                      "unavailable": result["unavailable"]}
         doc["scenarios"].extend(result["scenarios"])
+        if valgrind:
+            doc["callgrind"]["databases"][dialect] = callgrind.measure(
+                dialect, url, callgrind_cycles, stack_keys, valgrind, progress)
     doc["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return doc

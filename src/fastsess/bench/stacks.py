@@ -14,7 +14,7 @@ import contextlib
 from .aio import open_async_stack
 from .base import STACKS, Stack, Unavailable, session_impl, version_of
 from .connect import sqlalchemy_url
-from .scenarios import CACHE_KEY_ID, ROW_COLUMNS, Impl, Workload, as_dicts, values
+from .scenarios import ROW_COLUMNS, Impl, Workload, values
 from .twin import native_missing_reason, twin_package
 
 # STACKS and Unavailable come from .base; they stay importable from here.
@@ -86,18 +86,18 @@ class FastsessStack(EngineLender):
 
             return Impl(insert, prepare=w.truncate_insert, outcome=w.insert_outcome)
         if key == "cache":
-            statement = sql["point"]
+            statement, params = sql["point"], (w.cache_id,)
             held = []
 
             def prime():
                 s = e.get_session()
                 held.append(s)
-                s.cache.fetchall(statement, (CACHE_KEY_ID,))
+                s.cache.fetchall(statement, params)
 
             def hits():
                 fetchall = held[-1].cache.fetchall
                 for _ in range(n):
-                    rows = fetchall(statement, (CACHE_KEY_ID,))
+                    rows = fetchall(statement, params)
                 return rows
 
             def close():
@@ -106,7 +106,7 @@ class FastsessStack(EngineLender):
                     s.commit()
                     s.close()
 
-            return Impl(hits, prepare=prime, finish=close, outcome=as_dicts)
+            return Impl(hits, prepare=prime, finish=close, outcome=w.rows_outcome())
         raise Unavailable(f"fastsess has no {key!r} scenario")
 
 
@@ -126,11 +126,21 @@ class SQLAlchemyStack(Stack):
             raise Unavailable(f"SQLAlchemy is not installed ({e})") from None
         self.sa = sa
         self.engine = sa.create_engine(sqlalchemy_url(workload.url), pool_size=1, max_overflow=0)
+        # The insert table as a SQLAlchemy user declares it: native uuid and
+        # JSONB on PostgreSQL; on MySQL the key is CHAR(36) text (SQLAlchemy's
+        # Uuid would store 32 hex digits) and JSON is dumped by SQLAlchemy.
+        if workload.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            key_type, json_type = sa.Uuid(), JSONB()
+        else:
+            key_type, json_type = sa.String(36), sa.JSON()
         self.table = sa.Table(
             workload.insert_table, sa.MetaData(),
-            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("name", sa.String(64)), sa.Column("score", sa.Integer),
-            sa.Column("ratio", sa.Float), sa.Column("note", sa.String(64)))
+            sa.Column("uuid", key_type, primary_key=True), sa.Column("num", sa.Integer),
+            sa.Column("name", sa.String(64)), sa.Column("created_at", sa.DateTime(timezone=True)),
+            sa.Column("enabled", sa.Boolean), sa.Column("score", sa.Float),
+            sa.Column("note", sa.String(16), nullable=True), sa.Column("payload", json_type))
 
     @contextlib.contextmanager
     def borrow(self):
@@ -151,7 +161,7 @@ class SQLAlchemyStack(Stack):
                 with e.begin() as c:
                     return c.execute(statement).mappings().all()
 
-            return Impl(fetch, outcome=as_dicts)
+            return Impl(fetch, outcome=w.rows_outcome())
         if key == "insert":
             statement, data = sa.insert(self.table), w.insert_dicts
 
@@ -174,17 +184,17 @@ class SQLAlchemyStack(Stack):
             return Impl(cycle, outcome=lambda r: (r[0], values(r[1])))
         if key == "point":
             ids = w.point_ids
-            statement = sa.text(f"SELECT {cols} FROM {w.rows_table} WHERE id = :id")
+            statement = sa.text(f"SELECT {cols} FROM {w.rows_table} WHERE uuid = :key")
 
             def point():
                 out = []
                 with e.begin() as c:
                     execute = c.execute
                     for i in ids:
-                        out.append(execute(statement, {"id": i}).mappings().first())
+                        out.append(execute(statement, {"key": i}).mappings().first())
                 return out
 
-            return Impl(point, outcome=as_dicts)
+            return Impl(point, outcome=w.rows_outcome())
         raise Unavailable(f"no {key!r} scenario")
 
     def close(self) -> None:
