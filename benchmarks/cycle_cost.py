@@ -96,6 +96,9 @@ class AsyncStubAdapter(StubAdapter):
     async def connect(self):
         return _AsyncConnection()
 
+    def reset_state(self, raw, in_transaction):
+        return True
+
     async def reset(self, raw, in_transaction):
         return True
 

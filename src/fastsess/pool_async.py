@@ -46,6 +46,18 @@ class AsyncPool(PoolState):
 
     # -- checkout / checkin -------------------------------------------------
 
+    def checkout_now(self) -> PooledConnection | None:
+        """``checkout()``'s fast path, with nothing to await: a fresh idle
+        connection that is alive, or None (then await ``checkout()``).
+        Saves the hot path a coroutine."""
+        if self._loop is not _running_loop() or self._orphans:
+            return None
+        while True:
+            pc = self._take_fresh()
+            if pc is None or self._alive(pc):
+                return pc
+            self._drop_dead(pc)
+
     async def checkout(self) -> PooledConnection:
         loop = _running_loop()
         if loop is not self._loop:
@@ -145,34 +157,52 @@ class AsyncPool(PoolState):
         """A session ran its first statement again on another connection."""
         self._counters["reconnects"] += 1
 
+    def checkin_now(self, pc: PooledConnection, in_transaction: bool | None = None) -> bool:
+        """``checkin()`` when it has nothing to await: True when ``pc`` is
+        back (kept or closed); False when it needs a rollback first (then
+        await ``checkin()``), with nothing changed."""
+        if not pc.checked_out:
+            raise RuntimeError("connection returned to the pool twice")
+        if pc.inherited:
+            pc.checked_out = False
+            return True
+        if pc.broken:
+            state = False
+        else:
+            try:
+                state = self._driver.reset_state(pc.raw, in_transaction)
+            except Exception:
+                state = False
+            if state is None:
+                return False
+        pc.checked_out = False
+        self._back(pc, state, False)
+        return True
+
     async def checkin(self, pc: PooledConnection, in_transaction: bool | None = None) -> None:
         """Give ``pc`` back (see ``Pool.checkin``).  A rollback interrupted by
         a cancellation leaves the connection in an unknown state: it is
         closed, and the cancellation goes on."""
-        if not pc.checked_out:
-            raise RuntimeError("connection returned to the pool twice")
-        pc.checked_out = False
-        if pc.inherited:
+        if self.checkin_now(pc, in_transaction):
             return
-        ok = not pc.broken
-        rolled_back = False
+        pc.checked_out = False
         interrupted = None
-        if ok:
-            try:
-                state = await self._driver.reset(pc.raw, in_transaction)
-            except Exception:
-                state = False
-            except BaseException as e:
-                state, interrupted = False, e
-            rolled_back = state is None
-            ok = state is not False
+        try:
+            state = await self._driver.reset(pc.raw, in_transaction)
+        except Exception:
+            state = False
+        except BaseException as e:
+            state, interrupted = False, e
+        self._back(pc, state is not False, state is None)
+        if interrupted is not None:
+            raise interrupted
+
+    def _back(self, pc: PooledConnection, ok: bool, rolled_back: bool) -> None:
         kept = self._returned(pc, ok, rolled_back, monotonic())
         if self._waiting:
             self._wake()
         if not kept:
             self._close_raw(pc, discarded=pc.broken or not ok)
-        if interrupted is not None:
-            raise interrupted
 
     def release_orphan(self, pc: PooledConnection, in_transaction: bool | None) -> None:
         """Called from a session's ``__del__``: defer the checkin."""

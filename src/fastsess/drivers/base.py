@@ -58,6 +58,11 @@ class DriverAdapter:
         None if it was rolled back, False if it must be discarded."""
         raise NotImplementedError
 
+    def reset_state(self, raw, in_transaction: bool | None):
+        """Async adapters: what ``reset`` would do, decided without I/O:
+        True nothing, None a rollback, False discarding."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
     def scrub(self, text: str) -> str:
         """``text`` with the URL's and ``connect_args``' passwords censored."""
         text = self.url.scrub(text)

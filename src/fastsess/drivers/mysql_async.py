@@ -143,13 +143,18 @@ class AsyncMySQLAdapter(DriverAdapter):
         if self._killers:
             await asyncio.gather(*self._killers, return_exceptions=True)
 
-    async def reset(self, raw, in_transaction):
+    def reset_state(self, raw, in_transaction):
         # The server says whether a transaction is open (SERVER_STATUS_IN_TRANS
         # in its last reply): roll back only then.
         if in_transaction is False or not raw.server_status & _SERVER_STATUS_IN_TRANS:
             return True
-        await raw.rollback()
         return None
+
+    async def reset(self, raw, in_transaction):
+        state = self.reset_state(raw, in_transaction)
+        if state is None:
+            await raw.rollback()
+        return state
 
     def close(self, raw) -> None:
         raw.close()  # the transport, without waiting (no COM_QUIT: the server notices EOF)

@@ -757,6 +757,9 @@ class AsyncPostgreSQLAdapter(PostgreSQLAdapter):
             self.close(raw)
             raise
 
+    def reset_state(self, raw, in_transaction):
+        return self._reset_state(raw)
+
     async def reset(self, raw, in_transaction):
         state = self._reset_state(raw)
         if state is None:
