@@ -169,28 +169,38 @@ async def test_task_cancelled_mid_query_gives_back_its_slot_and_no_stale_result(
 async def test_scope_cancelled_mid_query_commits_nothing(dialect, url, raw_connect, table):
     admin = raw_connect()
     async with async_engine(url, max_size=2, timeout=10) as engine:
-        started = asyncio.Event()
-        victim = {}
-
-        async def unit():
-            async with fastsess.async_session_scope(engine) as s:
-                await s.execute(f"INSERT INTO {table} (id, name) VALUES (1, 'never')")
-                victim["bid"] = await async_backend_id(s)
-                started.set()
-                await s.execute(SLEEP_SQL[dialect])
-
-        task = asyncio.create_task(unit())
-        await asyncio.wait_for(started.wait(), 10)
-        await asyncio.to_thread(wait_statement_running, admin, dialect, victim["bid"], "sleep")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        bid = await cancel_in_scope(engine, admin, dialect,
+                                    f"INSERT INTO {table} (id, name) VALUES (1, 'never')",
+                                    SLEEP_SQL[dialect], "sleep")
         settled(engine, 2)
         async with fastsess.async_session_scope(engine) as s:
-            assert await async_backend_id(s) != victim["bid"]
+            assert await async_backend_id(s) != bid
             await s.execute(f"INSERT INTO {table} (id, name) VALUES (2, 'after')")
     assert ids(admin, table) == [2]
-    gone_within(admin, dialect, [victim["bid"]], 10)
+    gone_within(admin, dialect, [bid], 10)
+
+
+async def cancel_in_scope(engine, admin, dialect, first, second, needle) -> int:
+    """Run ``first`` then ``second`` in an ``async_session_scope`` task and
+    cancel it once the server shows ``second`` running (``needle``); returns
+    the backend id the scope ran on."""
+    started = asyncio.Event()
+    victim = {}
+
+    async def unit():
+        async with fastsess.async_session_scope(engine) as s:
+            await s.execute(first)
+            victim["bid"] = await async_backend_id(s)
+            started.set()
+            await s.execute(second)
+
+    task = asyncio.create_task(unit())
+    await asyncio.wait_for(started.wait(), 10)
+    await asyncio.to_thread(wait_statement_running, admin, dialect, victim["bid"], needle)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    return victim["bid"]
 
 
 @run_async
@@ -207,28 +217,15 @@ async def test_a_cancelled_statement_stops_on_the_server_and_frees_its_locks(
     raw_query(holder, f"UPDATE {table} SET name = 'held' WHERE id = 1")  # kept locked
     try:
         async with async_engine(url, max_size=2, timeout=10) as engine:
-            started = asyncio.Event()
-            victim = {}
-
-            async def unit():
-                async with fastsess.async_session_scope(engine) as s:
-                    await s.execute(f"UPDATE {table} SET name = 'taken' WHERE id = 2")
-                    victim["bid"] = await async_backend_id(s)
-                    started.set()
-                    await s.execute(f"SELECT name FROM {table} WHERE id = 1 FOR UPDATE")
-
-            task = asyncio.create_task(unit())
-            await asyncio.wait_for(started.wait(), 10)
-            await asyncio.to_thread(wait_statement_running, admin, dialect, victim["bid"],
-                                    "for update")
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            bid = await cancel_in_scope(engine, admin, dialect,
+                                        f"UPDATE {table} SET name = 'taken' WHERE id = 2",
+                                        f"SELECT name FROM {table} WHERE id = 1 FOR UPDATE",
+                                        "for update")
         # engine.close() waited for the KILL QUERY; row 2's lock is free within seconds.
         raw_query(admin, "SET lock_timeout = '5s'" if dialect == "postgresql"
                   else "SET SESSION innodb_lock_wait_timeout = 5")
         raw_query(admin, f"UPDATE {table} SET name = 'free' WHERE id = 2")
-        gone_within(admin, dialect, [victim["bid"]], 10)
+        gone_within(admin, dialect, [bid], 10)
     finally:
         raw_query(holder, "ROLLBACK")
     assert raw_query(admin, f"SELECT id, name FROM {table} ORDER BY id") == [(1, "a"), (2, "free")]
