@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
+import json
 import math
 import uuid
 
 import psycopg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from psycopg import pq
 from psycopg.types.json import Json, Jsonb
 
+import fastsess
 from fastsess import _impl, errors
+from fastsess.drivers import postgresql as pg_driver
 from fastsess.drivers.postgresql import CopyRefused, PostgreSQLAdapter
 
 from .conftest import raw_query
@@ -218,6 +224,18 @@ TYPE_CASES = [
     ("jsonb", "jsonb", [Jsonb({"a": [1, "x\ty", None], "b": "\\"}), Json({"k": "\u00e9"}), None],
      "text"),
     ("json", "json", [Json({"b": 1, "a": "x\ny"}), None], "text"),
+    # dicts and fastsess.Json: JSON text copy_insert writes (orjson's or json.dumps')
+    ("dict-jsonb", "jsonb",
+     [{"b": 1, "a": ["\u00e9\U0001F600", None, 1.5, -0.0, 1e-7, 1e16, 2**63 - 1]}, {}, None,
+      {"big": 2**70, "neg": -2**64}, {1: "int key", "k": True}, {"esc": "tab\t \\ \"q\" \\u0000"}],
+     "text"),
+    ("fastsess-json-jsonb", "jsonb",
+     [fastsess.Json([1, "two", None]), fastsess.Json(None), fastsess.Json("s"),
+      fastsess.Json(2**80), fastsess.Json({"k": [1.25]}), None], "text"),
+    ("dict-and-str-jsonb", "jsonb", [{"a": 1}, '{"b": [2]}', Jsonb({"c": 3}), None], "text"),
+    ("plain-dicts-jsonb", "jsonb",  # orjson for the whole column at once
+     [{"t": "caf\u00e9 \u2615", "n": i, "f": i / 3, "l": [True, None, {"d": [i]}]}
+      for i in range(5)] + [None], "text"),
     ("int-into-numeric", "numeric", [1, 10**30, -5, None], "text"),
     ("int-into-float", "double precision", [1, 2**53 + 1, -7, None], "text"),
     ("int-into-text", "text", [1, -2, 10**20, None], "text"),
@@ -279,7 +297,20 @@ REFUSED = [
     ("int-into-boolean", "boolean", 1),
     ("int-into-interval", "interval", 5),
     ("int-into-jsonb", "jsonb", 5),
-    ("dict-into-jsonb", "jsonb", {"a": 1}),  # left to INSERT (fastsess dumps it as jsonb)
+    # INSERT sends jsonb, cast to the column type: a json column gets jsonb's text
+    ("dict-into-json", "json", {"b": 1, "a": 2}),
+    ("dict-into-text", "text", {"a": 1}),
+    ("fastsess-json-into-json", "json", fastsess.Json([1])),
+    ("dicts-in-a-jsonb-array", "jsonb[]", [{"a": 1}]),
+    # what json.dumps refuses (or jsonb does): INSERT raises its own error
+    ("dict-with-nan", "jsonb", {"x": [1.0, math.nan]}),
+    ("dict-with-inf", "jsonb", {"x": -math.inf}),
+    ("dict-with-uuid", "jsonb", {"x": uuid.UUID(int=1)}),
+    ("dict-with-datetime", "jsonb", {"x": datetime.date(2024, 1, 1)}),
+    ("dict-with-set", "jsonb", {"x": {1}}),
+    ("dict-with-nul", "jsonb", {"x": "a\x00b"}),
+    ("dict-with-nul-key", "jsonb", {"a\x00": 1}),
+    ("dict-with-lone-surrogate", "jsonb", {"x": "\ud800"}),
     ("jsonb-wrapper-into-json", "json", Jsonb({"a": 1})),
     ("float-list-into-int-array", "integer[]", [1.5]),
     ("mixed-list", "text[]", ["a", 1]),
@@ -480,3 +511,212 @@ def test_nul_in_a_string_is_refused_before_copy_starts(engine, make_table, raw_c
             s.insert_rows(table, many, columns=["id", "s"])
         assert raw.info.transaction_status != pq.TransactionStatus.INERROR
     assert raw_query(raw_connect(), f'SELECT count(*) FROM "{table}"') == [(0,)]
+
+
+# -- JSON: dicts and fastsess.Json into jsonb --------------------------------------
+
+
+REFUSED_BY_INSERT = [  # what COPY refuses, the INSERT path raises before sending
+    ("nan", {"x": [1.0, math.nan]}, errors.InvalidParameterValue),
+    ("uuid", {"x": uuid.UUID(int=1)}, errors.UnsupportedParameter),
+    ("nul", {"x": "a\x00b"}, errors.InvalidParameterValue),
+]
+
+
+@pytest.mark.parametrize("value, expected", [case[1:] for case in REFUSED_BY_INSERT],
+                         ids=[case[0] for case in REFUSED_BY_INSERT])
+def test_json_copy_refuses_falls_back_to_insert_which_raises(engine, make_table, raw_connect,
+                                                             value, expected):
+    table = make_table("id int PRIMARY KEY, j jsonb")
+    many = [(i, {"ok": i}) for i in range(engine._adapter.copy_min_rows)] + [(10_000, value)]
+    with engine.session_manager() as s:
+        raw = s.connection()
+        with pytest.raises(expected):
+            s.insert_rows(table, many, columns=["id", "j"])
+        assert raw.info.transaction_status != pq.TransactionStatus.INERROR
+    assert raw_query(raw_connect(), f'SELECT count(*) FROM "{table}"') == [(0,)]
+
+
+@pytest.mark.parametrize("where", [0, pg_driver._JSON_CHUNK - 1, pg_driver._JSON_CHUNK,
+                                   3 * pg_driver._JSON_CHUNK + 7])
+def test_json_refused_in_any_chunk_leaves_nothing_and_the_transaction_usable(
+        engine, make_table, raw_connect, copies, where):
+    table = make_table("id int PRIMARY KEY, j jsonb")
+    rows = [(i, {"n": i, "l": [i / 2, None]}) for i in range(4 * pg_driver._JSON_CHUNK)]
+    rows[where] = (where, {"n": where, "bad": math.inf})
+    with engine.session_manager() as s:
+        raw = s.connection()
+        s.execute(f'INSERT INTO "{table}" (id, j) VALUES (-1, %s)', ({"kept": True},))
+        seen = copies(raw)
+        with pytest.raises(CopyRefused, match="column j: a JSON value json.dumps cannot write"):
+            engine._adapter.copy_insert(raw, table, ["id", "j"], rows)
+        # a refusal in the first chunk comes before anything is sent; a later one
+        # after the COPY was rolled back to its savepoint
+        assert len(seen) == (0 if where < pg_driver._JSON_CHUNK else 1)
+        assert raw.info.transaction_status == pq.TransactionStatus.INTRANS
+        assert s.execute(f'SELECT count(*) AS n FROM "{table}"').fetchone()["n"] == 1
+        del rows[where]
+        assert engine._adapter.copy_insert(raw, table, ["id", "j"], rows) == len(rows)
+        s.commit()
+    reader = raw_connect()
+    assert raw_query(reader, f'SELECT count(*) FROM "{table}"') == [(len(rows) + 1,)]
+    assert raw_query(reader, f"""SELECT j::text FROM "{table}" WHERE id = 1""") == \
+        [('{"l": [0.5, null], "n": 1}',)]
+
+
+def test_json_refused_in_a_later_chunk_in_autocommit(engine, make_table, raw_connect):
+    table = make_table("id int PRIMARY KEY, j jsonb")
+    rows = [(i, {"n": i}) for i in range(2 * pg_driver._JSON_CHUNK)]
+    rows[-1] = (rows[-1][0], {"bad": math.nan})
+    raw = raw_connect()  # autocommit: the failed COPY is its own transaction
+    raw.adapters.register_dumper(dict, pg_driver._JsonbTextDumper)
+    with pytest.raises(CopyRefused):
+        engine._adapter.copy_insert(raw, table, ["id", "j"], rows)
+    assert raw.info.transaction_status == pq.TransactionStatus.IDLE
+    assert raw_query(raw, f'SELECT count(*) FROM "{table}"') == [(0,)]
+
+
+def test_json_copy_releases_its_savepoint(engine, make_table):
+    table = make_table("id int PRIMARY KEY, j jsonb")
+    rows = [(i, {"n": i}) for i in range(2 * pg_driver._JSON_CHUNK + 1)]
+    with engine.session_manager() as s:
+        raw = s.connection()
+        assert engine._adapter.copy_insert(raw, table, ["id", "j"], rows) == len(rows)
+        with pytest.raises(psycopg.errors.InvalidSavepointSpecification):
+            raw.execute("RELEASE SAVEPOINT " + pg_driver._JSON_SAVEPOINT)
+        s.rollback()
+
+
+def test_json_copy_needs_a_dumper_it_knows(engine, make_table, copies):
+    from psycopg.types.json import JsonbDumper
+
+    class OtherDumper(JsonbDumper):
+        def dump(self, obj):
+            return b'{"replaced": true}'
+
+    table = make_table("id int PRIMARY KEY, j jsonb")
+    with engine.session_manager() as s:
+        raw = s.connection()
+        seen = copies(raw)
+        raw.adapters.register_dumper(dict, OtherDumper)
+        with pytest.raises(CopyRefused, match="column j: the connection dumps dict values with"):
+            engine._adapter.copy_insert(raw, table, ["id", "j"], [(1, {"a": 1})])
+        assert seen == []
+        # fastsess.Json keeps its own dumper: taken
+        assert engine._adapter.copy_insert(raw, table, ["id", "j"],
+                                           [(1, fastsess.Json({"a": 1}))]) == 1
+        s.rollback()
+
+
+def test_json_copy_needs_a_utf8_client_encoding(engine, make_table):
+    table = make_table("id int PRIMARY KEY, j jsonb")
+    with engine.session_manager() as s:
+        raw = s.connection()
+        s.execute("SET client_encoding TO 'LATIN1'")
+        with pytest.raises(CopyRefused, match="UTF-8"):
+            engine._adapter.copy_insert(raw, table, ["id", "j"], [(1, {"a": "\u00e9"})])
+        s.rollback()
+
+
+def test_json_text_finds_every_non_finite_float(dialect):
+    @given(value=st.floats() | st.sampled_from([math.nan, -math.nan, math.inf, -math.inf]))
+    @settings(max_examples=300)
+    def check(value):
+        if math.isfinite(value):
+            assert json.loads(pg_driver._json_text({"x": [value]})) == {"x": [value]}
+        else:
+            with pytest.raises(CopyRefused, match="json.dumps cannot write"):
+                pg_driver._json_text({"x": [value]})
+            assert not pg_driver._orjson_writes(({"x": value},))
+
+    check()
+
+
+def test_json_text_uses_json_dumps_where_orjson_differs(dialect):
+    class Text(str):
+        pass
+
+    class Color(enum.IntEnum):
+        RED = 1
+
+    # orjson refuses these (or writes them otherwise): json.dumps' text, value-equal
+    for value in ({1: "a", None: "b"}, {"big": 2**64}, {"s": Text("x")}, {"e": Color.RED},
+                  {"deep": _nested(300)}, {"nul": "\x00"}):
+        if "nul" not in value:
+            assert json.loads(pg_driver._json_text(value)) == json.loads(json.dumps(value))
+        assert not pg_driver._orjson_writes((value, {"plain": 1}))
+    assert pg_driver._orjson_writes(({"t": (1, 2), "f": 0.5}, None, {}))
+    # backslash-u0000 as text (not a NUL) looks like one to the column check; the
+    # value's own check takes it
+    assert not pg_driver._orjson_writes(({"s": "\\u0000"},))
+    assert json.loads(pg_driver._json_text({"s": "\\u0000"})) == {"s": "\\u0000"}
+    with pytest.raises(CopyRefused, match="NUL"):
+        pg_driver._json_text({"nul": "\x00"})
+    # what orjson writes and json.dumps refuses: refused
+    for value in ({"u": uuid.UUID(int=3)}, {"e": enum.Enum("E", "A").A},
+                  {"d": datetime.datetime(2024, 1, 1)}, {"b": b"x"}, {"c": 1j}):
+        with pytest.raises(CopyRefused):
+            pg_driver._json_text(value)
+        assert not pg_driver._orjson_writes((value,))
+    cycle = {}
+    cycle["self"] = cycle
+    with pytest.raises(CopyRefused):
+        pg_driver._json_text(cycle)
+
+
+def _nested(depth):
+    value = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+# JSON documents as json.dumps takes them, NUL tried too (COPY refuses it, and so
+# does the INSERT path).  Lone surrogates are left to REFUSED: the INSERT path lets
+# a UnicodeEncodeError through for them.
+_json_scalars = (st.none() | st.booleans() | st.integers()
+                 | st.integers(min_value=-2**70, max_value=2**70)
+                 | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
+                 | st.sampled_from(["\x00", "\\u0000", "\u00e9\U0001F600", "\x1f\t\n"]))
+_json_docs = st.recursive(_json_scalars, lambda inner: st.lists(inner, max_size=4)
+                          | st.dictionaries(st.text(max_size=6) | st.integers(), inner, max_size=4),
+                          max_leaves=12)
+
+
+_documents = st.lists(st.dictionaries(st.text(max_size=6), _json_docs, max_size=5)
+                     | _json_docs.map(fastsess.Json), min_size=1, max_size=8)
+
+
+def test_json_documents_stored_as_insert_stores_them(engine, make_table, raw_connect):
+    by_copy, by_params = (make_table("id int PRIMARY KEY, x jsonb") for _ in range(2))
+    reader = raw_connect()
+    outcomes = set()
+
+    @given(docs=_documents)
+    @settings(max_examples=60, deadline=None)
+    def check(docs):
+        rows = [(i, doc) for i, doc in enumerate(docs)]
+        with engine.session_manager() as s:
+            raw = s.connection()
+            try:
+                copied = engine._adapter.copy_insert(raw, by_copy, ["id", "x"], rows)
+            except CopyRefused:
+                copied = None
+            try:
+                inserted = insert_with_parameters(s, by_params, ["id", "x"], rows)
+            except (errors.InvalidParameterValue, errors.UnsupportedParameter):
+                inserted = None
+            if copied is None or inserted is None:
+                s.rollback()
+        try:
+            outcomes.add("refused" if copied is None else "copied")
+            if copied is None:  # refused: only what the INSERT path refuses too
+                assert inserted is None
+            else:
+                assert copied == inserted == len(rows)
+                assert as_text(reader, by_copy) == as_text(reader, by_params)
+        finally:
+            raw_query(reader, f'TRUNCATE "{by_copy}", "{by_params}"')
+
+    check()
+    assert outcomes == {"copied", "refused"}

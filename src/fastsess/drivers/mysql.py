@@ -6,7 +6,6 @@ import datetime
 import enum
 import numbers
 import operator
-import re
 import uuid
 from itertools import chain
 

@@ -8,6 +8,7 @@ import decimal
 import enum
 import functools
 import json
+import marshal
 import operator
 import re
 import uuid
@@ -25,7 +26,7 @@ from psycopg.types.json import Json, Jsonb
 
 from .. import _impl, errors
 from .. import params as _params
-from .base import BatchPlan, DriverAdapter, class_by_driver_type
+from .base import DriverAdapter, class_by_driver_type
 
 _IDLE = pq.TransactionStatus.IDLE
 _dollar_params = _impl.dollar_params
@@ -434,12 +435,14 @@ class PostgreSQLAdapter(DriverAdapter):
           Decimal -> numeric; datetime -> timestamptz, naive -> timestamp; date;
           naive time; timedelta -> interval; UUID; bytes/bytearray/memoryview
           -> bytea; ``psycopg.types.json.Json`` -> json/jsonb, ``Jsonb`` ->
-          jsonb; a list -> an array whose element type takes every element
-          (one element type per column);
-        - else ``CopyRefused``, raised before any row is sent, with the
-          transaction usable (the catalog query may have begun it): the
-          caller runs the INSERT path instead.  Also refused: views and other
-          non-tables, tables with rules or row-level security.
+          jsonb; a dict or a ``fastsess.Json`` -> jsonb (JSON text written
+          here, see below); a list -> an array whose element type takes
+          every element (one element type per column);
+        - else ``CopyRefused``, raised before any row is sent (JSON values
+          past the first 500 rows: see below), with the transaction usable
+          (the catalog query may have begun it): the caller runs the INSERT
+          path instead.  Also refused: views and other non-tables, tables
+          with rules or row-level security.
 
         Pairs COPY text gets *differently* (measured on PostgreSQL 15), hence
         refused: float -> integer/bigint (COPY fails, INSERT rounds), float ->
@@ -448,13 +451,37 @@ class PostgreSQLAdapter(DriverAdapter):
         time zone), bool/UUID/float/timedelta/aware datetime -> text (COPY
         writes 't', UUID hex without dashes, 'inf', ...), timedelta -> time
         (COPY fails), and int/float/... into bytea, interval, jsonb or boolean
-        (COPY parses the text where INSERT raises DatatypeMismatch).  A dict
-        or a ``fastsess.Json`` (jsonb by fastsess's dumpers) is left to
-        INSERT; psycopg's Json/Jsonb wrappers are taken.  The pairs assume
-        psycopg's default dumpers (none registered by the user for them).
-        A str holding a NUL character is refused too (COPY would fail after
-        it started, aborting the transaction; the INSERT path raises
-        ``errors.InvalidParameterValue`` before sending anything).
+        (COPY parses the text where INSERT raises DatatypeMismatch).  The
+        pairs assume psycopg's default dumpers (none registered by the user
+        for them); psycopg's Json/Jsonb wrappers are written by their own
+        dumpers.  A str holding a NUL character is refused too (COPY would
+        fail after it started, aborting the transaction; the INSERT path
+        raises ``errors.InvalidParameterValue`` before sending anything).
+
+        JSON: the INSERT path sends a dict (a ``fastsess.Json``'s value) as
+        jsonb, dumped by the connection's dumper for its type; COPY writes
+        the JSON text itself, only where that stores the same jsonb value
+        (the same text too: ``jsonb::text`` is equal, numbers keep their
+        scale).  The connection's dumper must be one ``copy_takes_json``
+        vouches for (fastsess's; RESTAlchemy's in the drop-in): they send
+        the jsonb of the value's ``json.dumps`` text.  The text is
+        orjson's when the value holds nothing but exact dict (str keys),
+        list, tuple, str, int within 64 bits, finite float, bool and None
+        (orjson then writes the JSON value ``json.dumps`` writes), else
+        ``json.dumps``' (ints beyond 64 bits, non-str keys, subclasses).
+        Refused: a dict or ``fastsess.Json`` into any column type but jsonb
+        (INSERT's jsonb is cast: a json column gets jsonb's normalised text,
+        keys reordered and respaced, which COPY cannot reproduce), inside a
+        list, on a connection whose client encoding is not UTF-8, and a
+        value ``json.dumps`` cannot write or writes as something jsonb
+        refuses (NaN or infinity, a NUL character, a lone surrogate): the
+        INSERT path raises its own error for those.  The JSON values are
+        checked 500 rows at a time while the rows before go out, the
+        server parsing them meanwhile; over 500 rows in a transaction the
+        COPY runs inside a savepoint (``fastsess_copy``, released after it),
+        so that a value refused in a later chunk still leaves nothing
+        inserted and the transaction usable (the rows already sent are
+        rolled back; in autocommit the failed COPY is its own transaction).
 
         Errors are the driver's (``psycopg.Error``), for the caller to
         translate: a duplicate key raises UniqueViolation whose
@@ -482,7 +509,11 @@ class PostgreSQLAdapter(DriverAdapter):
         cur = raw.cursor()
         try:
             cur.execute(_COPY_TARGET_SQL, (list(columns), head))
-            binary_oids = _copy_plan(cur.fetchall(), table, columns, by_column)
+            binary_oids, json_columns = _copy_plan(cur.fetchall(), table, columns, by_column)
+            if json_columns:
+                self._check_json_dumpers(raw, table, columns, json_columns)
+                return _copy_with_json(cur, f"COPY {head} ({names}) FROM STDIN", rows, by_column,
+                                       json_columns, table, columns)
             if binary_oids:
                 lookup = raw.adapters.get_dumper_by_oid
                 try:
@@ -504,6 +535,36 @@ class PostgreSQLAdapter(DriverAdapter):
             return cur.rowcount if cur.rowcount >= 0 else len(rows)
         finally:
             cur.close()
+
+    def copy_takes_json(self, dumper) -> bool:
+        """Whether ``copy_insert`` may write the JSON text of values the
+        connection dumps with ``dumper`` (its dumper for dict or for
+        ``fastsess.Json``): only if that dumper sends the jsonb of the
+        value's ``json.dumps`` text.  fastsess's dumpers do; the RESTAlchemy
+        drop-in's adapter adds RESTAlchemy's."""
+        return dumper is _JsonbTextDumper or dumper is _JsonValueDumper
+
+    def _check_json_dumpers(self, raw, table, columns, json_columns):
+        """CopyRefused unless COPY may write the JSON text of the dicts and
+        ``fastsess.Json`` values of ``json_columns`` (index -> the types in
+        that column) on this connection."""
+        if codecs.lookup(raw.info.encoding).name != "utf-8":
+            # The text is checked as UTF-8; another client encoding could
+            # fail mid-COPY where the INSERT path fails before sending.
+            raise CopyRefused(f"COPY into {table}, column {columns[next(iter(json_columns))]}: "
+                              f"JSON with a client encoding other than UTF-8")
+        dumper_of = raw.adapters.get_dumper
+        for i, kinds in json_columns.items():
+            for kind in kinds & _JSON_KINDS:
+                try:
+                    dumper = dumper_of(kind, PyFormat.AUTO)
+                except psycopg.ProgrammingError:
+                    dumper = None
+                if not self.copy_takes_json(dumper):
+                    raise CopyRefused(
+                        f"COPY into {table}, column {columns[i]}: the connection dumps "
+                        f"{_params.type_name(kind)} values with "
+                        f"{getattr(dumper, '__qualname__', dumper)}")
 
     def socket_fd(self, raw) -> int:
         try:
@@ -589,10 +650,12 @@ _not_none = functools.partial(operator.is_not, None)
 
 
 def _copy_plan(found, table, columns, by_column):
-    """The column types for a binary COPY, or None for a text COPY; raises
-    CopyRefused when COPY must not take these values."""
+    """(the column types for a binary COPY or None for a text COPY, {column
+    index: the types in it, None for NULLs} for the columns whose dicts and
+    ``fastsess.Json`` values go as JSON text); raises CopyRefused when COPY
+    must not take these values."""
     if not found:
-        return None  # no such table: let COPY raise what INSERT would
+        return None, {}  # no such table: let COPY raise what INSERT would
     relkind, has_rules, has_rls = found[0][0], found[0][1], found[0][2]
     if relkind not in ("r", "p"):
         raise CopyRefused(f"COPY into {table}: not a table")
@@ -600,9 +663,10 @@ def _copy_plan(found, table, columns, by_column):
         raise CopyRefused(f"COPY into {table}: the table has rules or row-level security")
     types = {name: (oid, elem) for _, _, _, name, oid, elem in found if name is not None}
     if len(types) != len(set(columns)):
-        return None  # an unknown column: let COPY raise what INSERT would
+        return None, {}  # an unknown column: let COPY raise what INSERT would
     binary = []
-    for name, values in zip(columns, by_column):
+    json_columns = {}
+    for i, (name, values) in enumerate(zip(columns, by_column)):
         oid, elem = types[name]
         kinds = set(map(type, values))
         if _NoneType in kinds:
@@ -611,12 +675,14 @@ def _copy_plan(found, table, columns, by_column):
         zones = None
         if datetime.datetime in kinds and (oid == _TIMESTAMP or oid == _TIMESTAMPTZ):
             zones = set(map(_tzinfo, _of_kind(values, kinds, datetime.datetime)))
-        problem = _text_refusal(values, kinds, oid, elem, zones)
+        problem = _text_refusal(values, kinds, oid, elem, zones, json=True)
         if problem:
             raise CopyRefused(f"COPY into {table}, column {name}: {problem}")
+        if kinds & _JSON_KINDS:
+            json_columns[i] = kinds
         if binary is not None:
             binary = binary + [oid] if _binary_safe(values, kinds, oid, zones) else None
-    return binary
+    return binary, json_columns
 
 
 def _of_kind(values, kinds, kind):
@@ -629,11 +695,15 @@ def _of_kind(values, kinds, kind):
     return [v for v in values if type(v) is kind]
 
 
-def _text_refusal(values, kinds, oid, elem, zones=None) -> str | None:
+def _text_refusal(values, kinds, oid, elem, zones=None, json=False) -> str | None:
     """Why COPY text must not take ``values`` into a column of type ``oid``
-    (``zones``: the tzinfo set of the datetimes for a timestamp column)."""
+    (``zones``: the tzinfo set of the datetimes for a timestamp column;
+    ``json``: dicts and ``fastsess.Json`` values may go into jsonb, as JSON
+    text ``copy_insert`` writes; not inside lists)."""
     for kind in kinds:
         if kind is None:
+            continue
+        if json and oid == _JSONB and kind in _JSON_KINDS:
             continue
         if kind is str:
             # A NUL fails mid-COPY (psycopg's text dumper, the server for
@@ -705,6 +775,153 @@ def _elements_refusal(lists, elem) -> str | None:
     if datetime.datetime in kinds:
         zones = set(map(_tzinfo, _of_kind(flat, kinds, datetime.datetime)))
     return _text_refusal(flat, kinds, elem, 0, zones)
+
+
+# The Python types whose values copy_insert writes as JSON text (into jsonb).
+_JSON_KINDS = frozenset({dict, _params.Json})
+_DICTS_OR_NULLS = frozenset({dict, None})
+# A float that is not finite in marshal's format 2 output: "g" and the
+# double's 8 bytes, little-endian, the last two holding the exponent, all
+# ones for NaN and infinity.  Elsewhere the pattern can only match by
+# chance, which costs the json.dumps path, never a wrong text.
+_NON_FINITE = re.compile(rb"g.{6}[\xf0-\xff][\x7f\xff]", re.S)
+# An escaped NUL, or a false alarm (an escaped backslash then "u0000"): json.dumps' path decides.
+_HAS_ESCAPED_NUL = operator.methodcaller("__contains__", b"\\u0000")
+
+
+class _OrjsonDumper(Dumper):
+    """A dict as orjson's JSON text, for a COPY whose dicts were all checked
+    (``_orjson_writes``): orjson called straight from psycopg's row
+    formatter, no Python frame per value."""
+
+    dump = staticmethod(orjson.dumps) if orjson is not None else None
+
+
+# Rows whose JSON is checked and sent at a time: the server parses the rows
+# sent before while the next ones are checked.
+_JSON_CHUNK = 500
+_JSON_SAVEPOINT = "fastsess_copy"
+
+
+def _copy_with_json(cur, statement, rows, by_column, json_columns, table, columns):
+    """COPY (text) ``rows`` whose ``json_columns`` (index -> the types in the
+    column) hold dicts or ``fastsess.Json`` values, their JSON text checked
+    and written chunk by chunk: the server parses the rows sent while the
+    next ones are checked.  The first chunk is checked before anything is
+    sent; a later chunk COPY must refuse ends the COPY, rolled back to a
+    savepoint taken before it.  Either way: CopyRefused, the transaction
+    usable, nothing inserted."""
+    def chunk(start):
+        try:
+            return _json_chunk(rows, by_column, json_columns, start, start + _JSON_CHUNK)
+        except CopyRefused as e:
+            raise CopyRefused(f"COPY into {table}, column {columns[e.args[1]]}: "
+                              f"{e.args[0]}") from None
+
+    # Dicts that pass _orjson_writes stay dicts: orjson writes them straight
+    # from psycopg's row formatting.
+    cur.adapters.register_dumper(dict, _OrjsonDumper)
+    first = chunk(0)
+    # In autocommit the failed COPY is a transaction of its own: no savepoint.
+    savepoint = len(rows) > _JSON_CHUNK and not cur.connection.autocommit
+    if savepoint:
+        cur.execute("SAVEPOINT " + _JSON_SAVEPOINT)
+    try:
+        with cur.copy(statement) as copy:
+            write_row = copy.write_row
+            for row in first:
+                write_row(row)
+            for start in range(_JSON_CHUNK, len(rows), _JSON_CHUNK):
+                for row in chunk(start):
+                    write_row(row)
+        count = cur.rowcount if cur.rowcount >= 0 else len(rows)
+    except CopyRefused:
+        if savepoint:
+            cur.execute("ROLLBACK TO SAVEPOINT " + _JSON_SAVEPOINT)
+            cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
+        raise
+    if savepoint:
+        cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
+    return count
+
+
+def _json_chunk(rows, by_column, json_columns, start, stop):
+    """Rows ``start:stop`` as COPY takes them: as they are when every JSON
+    value in them is a dict orjson writes as ``json.dumps`` does, else with
+    each dict and ``fastsess.Json`` as its JSON text; ``CopyRefused(why,
+    column index)`` if one cannot go."""
+    values = {i: by_column[i][start:stop] for i in json_columns}
+    if orjson is not None and all(kinds <= _DICTS_OR_NULLS and _orjson_writes(values[i])
+                                  for i, kinds in json_columns.items()):
+        return rows[start:stop]
+    chunk = [column[start:stop] for column in by_column]
+    for i in json_columns:
+        try:
+            chunk[i] = list(map(_copy_json, values[i]))
+        except CopyRefused as e:
+            raise CopyRefused(e.args[0], i) from None
+    return zip(*chunk)
+
+
+def _orjson_writes(values):
+    """Whether orjson writes each dict of ``values`` (dicts and None) as the
+    JSON value ``json.dumps`` writes (see ``_json_text``), text jsonb takes
+    (no escaped NUL): the whole column checked at once."""
+    try:
+        if _NON_FINITE.search(marshal.dumps(values, 2)):
+            return False
+        # The texts are let go one by one: orjson writes them again in COPY.
+        return not any(map(_HAS_ESCAPED_NUL, map(orjson.dumps, values)))
+    except (ValueError, TypeError):  # not exact builtins; a big int or non-str key
+        return False
+
+
+def _copy_json(value):
+    """What COPY writes for ``value`` in a jsonb column: a dict or a
+    ``fastsess.Json`` as its JSON text, anything else as it is."""
+    cls = type(value)
+    if cls is dict:
+        return _json_text(value)
+    if cls is _params.Json:
+        return _json_text(value.value)
+    return value
+
+
+def _json_text(value) -> str:
+    """JSON text of ``value`` whose jsonb is the jsonb of ``json.dumps(value)``
+    (the INSERT path's), or CopyRefused."""
+    if orjson is not None:
+        # orjson is ~15x faster than json.dumps and writes the same JSON
+        # value for exact dict (str keys), list, tuple, str, int, float, bool
+        # and None; it refuses ints beyond 64 bits and non-str keys, but
+        # writes NaN/infinity as null and takes UUIDs, Enum members,
+        # datetimes, dataclasses and subclasses, which json.dumps refuses or
+        # writes otherwise.  marshal (C, one pass) takes only exact
+        # builtins, and its bytes show a non-finite float.
+        try:
+            plain = _NON_FINITE.search(marshal.dumps(value, 2)) is None
+        except ValueError:  # not marshallable: something but exact builtins
+            plain = False
+        if plain:
+            try:
+                data = orjson.dumps(value)
+            except TypeError:
+                pass
+            else:
+                if b"\\u0000" not in data:  # else json.dumps' path checks it exactly
+                    return data.decode()
+    try:
+        text = _params.dumps(value)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise CopyRefused(f"a JSON value json.dumps cannot write ({e})") from None
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        raise CopyRefused("JSON text with a NUL character (\\u0000), which jsonb cannot hold")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise CopyRefused("JSON text with a lone surrogate, which UTF-8 cannot hold") from None
+    return text
 
 
 def _python_codec(pg_encoding: str) -> str:

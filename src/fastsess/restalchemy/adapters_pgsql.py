@@ -6,6 +6,8 @@ Imported when the first drop-in PostgreSQL engine is made, not by
 
 from __future__ import annotations
 
+import json
+
 from psycopg.pq import TransactionStatus
 from restalchemy.storage.sql import engines as ra_engines
 
@@ -38,6 +40,14 @@ class PgAdapter(PostgreSQLAdapter):
             raw.close()
             raise
         return raw
+
+    def copy_takes_json(self, dumper) -> bool:
+        # RESTAlchemy's dict dumper sends psycopg's Jsonb of the dict, dumped
+        # with the json.dumps psycopg uses unless set_json_dumps() replaced
+        # it: then COPY's JSON text has the same jsonb value.
+        if dumper is ra_engines.PgDictJsonbDumper:
+            return getattr(dumper, "_dumps", None) is json.dumps
+        return super().copy_takes_json(dumper)
 
 
 class PgResettingAdapter(PgAdapter):

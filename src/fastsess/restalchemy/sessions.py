@@ -38,6 +38,7 @@ from ..session import Session
 from ..session import session_manager as _fastsess_session_manager
 from . import errors
 from .placeholders import for_mysqlclient
+from .snapshots import storable_rows
 
 LOG = logging.getLogger("fastsess.restalchemy")
 
@@ -128,10 +129,14 @@ class DropInSession(Session):
     def batch_insert(self, models):
         """Insert models of one type (multi-row INSERTs, COPY for large
         batches on PostgreSQL); a duplicate key raises RESTAlchemy's
-        ``ConflictRecords``.  Returns the number of rows inserted."""
+        ``ConflictRecords``.  Returns the number of rows inserted.  The
+        models' values are read in bulk (``snapshots.storable_rows``)."""
         models = list(models)
+        if not models:
+            return 0
         try:
-            return Session.batch_insert(self, models)
+            table, columns, rows = storable_rows(models)
+            return self._insert(table, columns, rows)
         except fs_errors.ConflictError as e:
             raise ra_storage_exc.ConflictRecords(
                 model=type(models[0]).__name__, msg=errors.conflict_text(e)) from e
