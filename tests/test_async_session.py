@@ -185,8 +185,12 @@ async def script(s, t, dialect) -> list:
     # Writes, committed together.
     log.append(seen(await _do(s.execute(ins, values(item(0)))), dialect))
     log.append(seen(await _do(s.execute_many(ins, [values(item(i)) for i in (1, 2, 3)])), dialect))
-    # 150 rows: COPY in a sync PostgreSQL session, multi-row INSERTs in an async one.
+    # 150 rows: COPY on PostgreSQL, sync and async alike; 600 rows of JSON: COPY inside
+    # a savepoint; a float into NUMERIC: COPY refuses it, multi-row INSERTs take the rows.
     log.append(await _do(s.insert_rows(items, [item(i) for i in range(10, 160)])))
+    log.append(await _do(s.insert_rows(items, [item(i) for i in range(1000, 1600)])))
+    log.append(await _do(s.insert_rows(items, [item(i, amount=i + 0.5)
+                                               for i in range(2000, 2120)])))
     log.append(await _do(s.insert_rows(items, [values(item(i)) for i in (4, 5)], columns=COLUMNS)))
     log.append(await _do(s.batch_insert([Model(items, **item(i)) for i in range(200, 205)])))
     log.append(await _do(s.upsert_rows(items, [item(0, name="üpdated ✓"), item(300)], "id")))
@@ -218,6 +222,8 @@ async def script(s, t, dialect) -> list:
     await attempt("duplicate key", lambda: s.execute(ins, values(item(1))))
     await attempt("duplicate in a batch", lambda: s.batch_insert(
         [Model(items, **item(i)) for i in (500, 501, 2)]))
+    await attempt("duplicate in a COPY batch", lambda: s.insert_rows(
+        items, [item(i) for i in range(3000, 3150)] + [item(1)]))
     await attempt("foreign key", lambda: s.execute(
         f"INSERT INTO {links} (id, item_id) VALUES (%s, %s)", (2, key(999))))
     await attempt("referenced row deleted", lambda: s.execute(
@@ -252,22 +258,57 @@ async def script(s, t, dialect) -> list:
     return log
 
 
+def count_copies(engine, monkeypatch, outcomes):
+    """Record in ``outcomes`` how each of ``engine``'s COPY attempts ended."""
+    adapter = engine._adapter
+    real = adapter.copy_insert
+
+    def note(outcome):
+        outcomes.append(outcome)
+
+    if inspect.iscoroutinefunction(real):
+        async def copy_insert(*args):
+            try:
+                n = await real(*args)
+            except BaseException as e:
+                note(type(e).__name__)
+                raise
+            note(n)
+            return n
+    else:
+        def copy_insert(*args):
+            try:
+                n = real(*args)
+            except BaseException as e:
+                note(type(e).__name__)
+                raise
+            note(n)
+            return n
+    monkeypatch.setattr(adapter, "copy_insert", copy_insert)
+
+
 @run_async
 async def test_sync_and_async_sessions_show_the_same_rows_and_errors(dialect, url, twin_schemas,
-                                                                     raw_connect):
+                                                                     raw_connect, monkeypatch):
     sync_schema, async_schema = twin_schemas
+    sync_copies, async_copies = [], []
     sync_engine = fastsess.create_engine(url, max_size=2, timeout=5)
+    count_copies(sync_engine, monkeypatch, sync_copies)
     try:
         with sync_engine.session_manager() as s:
             expected = await script(s, sync_schema, dialect)
     finally:
         sync_engine.close()
     async with async_engine(url, max_size=2) as engine:
+        count_copies(engine, monkeypatch, async_copies)
         async with engine.session_manager() as s:
             assert isinstance(s, fastsess.AsyncSession)
             got = await script(s, async_schema, dialect)
         assert engine.pool_stats()["in_use"] == 0
 
+    # Both went by COPY on PostgreSQL, with the same outcomes; MySQL has no COPY.
+    assert async_copies == sync_copies == ([150, 600, "CopyRefused", "UniqueViolation"]
+                                           if dialect == "postgresql" else [])
     assert len(got) == len(expected)
     for i, (a, b) in enumerate(zip(got, expected)):
         assert a == b, f"step {i}: async {a!r} != sync {b!r}"
@@ -280,6 +321,8 @@ async def test_sync_and_async_sessions_show_the_same_rows_and_errors(dialect, ur
         (("id", str(key(1))) if pg else ("PRIMARY", str(key(1))))
     assert by_label["duplicate in a batch"]["error"] is errors.ConflictError
     assert by_label["duplicate in a batch"]["value"] == str(key(2))
+    assert by_label["duplicate in a COPY batch"]["error"] is errors.ConflictError
+    assert by_label["duplicate in a COPY batch"]["value"] == str(key(1))
     assert by_label["foreign key"]["error"] is errors.ForeignKeyViolation
     assert by_label["referenced row deleted"]["error"] is errors.ForeignKeyViolation
     assert by_label["syntax error"]["error"] is errors.ProgrammingError
@@ -302,7 +345,8 @@ async def test_sync_and_async_sessions_show_the_same_rows_and_errors(dialect, ur
     assert by_label["bad identifier"]["error"] is ValueError
     assert by_label["too few parameters"]["error"] is errors.ProgrammingError
 
-    inserted = {0, 1, 2, 3, 4, 5, *range(20, 160), 202, 203, 204, 300}
+    inserted = {0, 1, 2, 3, 4, 5, *range(20, 160), *range(1000, 1600), *range(2000, 2120),
+                202, 203, 204, 300}
     final_items, final_links, final_auto = got[-3:]
     ident = (lambda i: key(i)) if pg else (lambda i: str(key(i)))
     assert sorted(str(r["id"]) for r in final_items) == sorted(str(key(i)) for i in inserted)
@@ -311,6 +355,9 @@ async def test_sync_and_async_sessions_show_the_same_rows_and_errors(dialect, ur
     assert by_id[ident(300)]["name"] == "näme 300 ✓ 日本語 😀"
     assert by_id[ident(300)]["amount"] == Decimal("300.0125")
     assert by_id[ident(300)]["note"] is None  # 300 % 3 == 0
+    assert by_id[ident(2001)]["amount"] == Decimal("2001.5")  # refused by COPY, INSERTed
+    doc = by_id[ident(1599)]["doc"]  # from the 600-row COPY of JSON
+    assert (doc if pg else json.loads(doc)) == item(1599)["doc"]
     doc = by_id[ident(1)]["doc"]
     assert (doc if pg else json.loads(doc)) == {"new": "dïct", "n": [1, 2]}
     tags = by_id[ident(5)]["tags"]

@@ -169,6 +169,21 @@ class AsyncSession(batch.BatchWrites, BaseSession):
             self._statement_interrupted(e)
             raise
 
+    async def _copy(self, table, columns, values) -> int:
+        """``Session._copy``: insert with the adapter's COPY (a batch plan's step)."""
+        self._before_write()
+        if self._log:
+            _log_statement(f"COPY {table} ({', '.join(columns)}) FROM STDIN", values, many=True)
+        try:
+            return await self._adapter.copy_insert(self._raw, table, columns, values)
+        except self._adapter.CopyRefused:
+            raise  # nothing was sent: the plan's statements take the rows
+        except self._driver_error as e:
+            raise self._fail(e) from e
+        except BaseException as e:
+            self._statement_interrupted(e)
+            raise
+
     async def _run_batch(self, plan_for, table, columns, composite=False) -> int:
         """Run a batch write (``fastsess.batch.BatchWrites``)."""
         if plan_for is None:

@@ -491,48 +491,37 @@ class PostgreSQLAdapter(DriverAdapter):
         transaction aborted rather than untouched (hence the NUL check).
         A row of the wrong length raises ValueError before anything is sent,
         as ``build_insert`` does.
+
+        ``AsyncPostgreSQLAdapter.copy_insert`` is the same with ``await``:
+        both are thin shells around ``_CopyJob``, which makes every decision
+        above without I/O; the shells send the catalog query, the savepoint
+        and the rows.
         """
-        width = len(columns)
-        if not width:
-            raise ValueError("an insert needs at least one column")
-        head = _impl.quote_table("postgresql", table)
-        names = ", ".join([_impl.quote_identifier("postgresql", c) for c in columns])
-        if not isinstance(rows, (list, tuple)):
-            rows = list(rows)
-        if not rows:
+        job = _CopyJob(table, columns, rows)
+        if not job.rows:
             return 0
-        if set(map(len, rows)) != {width}:
-            for i, row in enumerate(rows):
-                if len(row) != width:
-                    raise ValueError(f"row {i} has {len(row)} values, expected {width}")
-        by_column = list(zip(*rows))
         cur = raw.cursor()
         try:
-            cur.execute(_COPY_TARGET_SQL, (list(columns), head))
-            binary_oids, json_columns = _copy_plan(cur.fetchall(), table, columns, by_column)
-            if json_columns:
-                self._check_json_dumpers(raw, table, columns, json_columns)
-                return _copy_with_json(cur, f"COPY {head} ({names}) FROM STDIN", rows, by_column,
-                                       json_columns, table, columns)
-            if binary_oids:
-                lookup = raw.adapters.get_dumper_by_oid
-                try:
-                    for oid in binary_oids:
-                        lookup(oid, _BINARY)
-                except psycopg.ProgrammingError:
-                    binary_oids = None  # no binary dumper registered: text then
-            if binary_oids:
-                with cur.copy(f"COPY {head} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(binary_oids)
+            cur.execute(_COPY_TARGET_SQL, job.target)
+            job.decide(self, cur, cur.fetchall())
+            if job.savepoint:
+                cur.execute("SAVEPOINT " + _JSON_SAVEPOINT)
+            try:
+                with cur.copy(job.statement) as copy:
+                    if job.types:
+                        copy.set_types(job.types)
                     write_row = copy.write_row
-                    for row in rows:
-                        write_row(row)
-            else:
-                with cur.copy(f"COPY {head} ({names}) FROM STDIN") as copy:
-                    write_row = copy.write_row
-                    for row in rows:
-                        write_row(row)
-            return cur.rowcount if cur.rowcount >= 0 else len(rows)
+                    for chunk in job.chunks():
+                        for row in chunk:
+                            write_row(row)
+            except CopyRefused:
+                if job.savepoint:
+                    cur.execute("ROLLBACK TO SAVEPOINT " + _JSON_SAVEPOINT)
+                    cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
+                raise
+            if job.savepoint:
+                cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
+            return job.count(cur.rowcount)
         finally:
             cur.close()
 
@@ -803,46 +792,85 @@ _JSON_CHUNK = 500
 _JSON_SAVEPOINT = "fastsess_copy"
 
 
-def _copy_with_json(cur, statement, rows, by_column, json_columns, table, columns):
-    """COPY (text) ``rows`` whose ``json_columns`` (index -> the types in the
-    column) hold dicts or ``fastsess.Json`` values, their JSON text checked
-    and written chunk by chunk: the server parses the rows sent while the
-    next ones are checked.  The first chunk is checked before anything is
-    sent; a later chunk COPY must refuse ends the COPY, rolled back to a
-    savepoint taken before it.  Either way: CopyRefused, the transaction
-    usable, nothing inserted."""
-    def chunk(start):
+class _CopyJob:
+    """The I/O-free core of ``copy_insert``, shared by the sync and async
+    shells: the rows checked (``__init__``), then, from the catalog's answer,
+    the COPY statement, its binary types, whether a savepoint guards it and
+    the rows to write chunk by chunk (``decide``), or CopyRefused."""
+
+    __slots__ = ("table", "columns", "rows", "target", "_head", "_by_column", "statement",
+                 "types", "savepoint", "_json_columns", "_first")
+
+    def __init__(self, table, columns, rows):
+        width = len(columns)
+        if not width:
+            raise ValueError("an insert needs at least one column")
+        head = _impl.quote_table("postgresql", table)
+        names = ", ".join([_impl.quote_identifier("postgresql", c) for c in columns])
+        if not isinstance(rows, (list, tuple)):
+            rows = list(rows)
+        if rows and set(map(len, rows)) != {width}:
+            for i, row in enumerate(rows):
+                if len(row) != width:
+                    raise ValueError(f"row {i} has {len(row)} values, expected {width}")
+        self.table, self.columns, self.rows = table, columns, rows
+        #: The parameters of _COPY_TARGET_SQL.
+        self.target = (list(columns), head)
+        self._head = f"COPY {head} ({names}) FROM STDIN"
+        self.savepoint = False
+        self._json_columns = None
+
+    def decide(self, adapter, cur, found) -> None:
+        """How the rows go, from ``found`` (_COPY_TARGET_SQL's rows); may
+        register orjson's dumper on ``cur`` (nothing is sent)."""
+        table, columns, rows = self.table, self.columns, self.rows
+        by_column = self._by_column = list(zip(*rows))
+        binary_oids, json_columns = _copy_plan(found, table, columns, by_column)
+        raw = cur.connection
+        self.statement, self.types = self._head, None
+        if json_columns:
+            adapter._check_json_dumpers(raw, table, columns, json_columns)
+            # Dicts that pass _orjson_writes stay dicts: orjson writes them
+            # straight from psycopg's row formatting.
+            cur.adapters.register_dumper(dict, _OrjsonDumper)
+            self._json_columns = json_columns
+            self._first = self._json_chunk(0)  # checked before anything is sent
+            # Over one chunk a later refusal comes after rows went out: a
+            # savepoint takes them back.  In autocommit the failed COPY is a
+            # transaction of its own: no savepoint.
+            self.savepoint = len(rows) > _JSON_CHUNK and not raw.autocommit
+            return
+        if binary_oids:
+            lookup = raw.adapters.get_dumper_by_oid
+            try:
+                for oid in binary_oids:
+                    lookup(oid, _BINARY)
+            except psycopg.ProgrammingError:
+                return  # no binary dumper registered: text then
+            self.statement, self.types = self._head + " (FORMAT BINARY)", binary_oids
+
+    def chunks(self):
+        """The rows to write, in chunks: with JSON columns each chunk is
+        checked while the server parses the one sent before; a chunk COPY
+        must refuse raises CopyRefused (the shell rolls back to the
+        savepoint)."""
+        if self._json_columns is None:
+            yield self.rows
+            return
+        yield self._first
+        for start in range(_JSON_CHUNK, len(self.rows), _JSON_CHUNK):
+            yield self._json_chunk(start)
+
+    def _json_chunk(self, start):
         try:
-            return _json_chunk(rows, by_column, json_columns, start, start + _JSON_CHUNK)
+            return _json_chunk(self.rows, self._by_column, self._json_columns, start,
+                               start + _JSON_CHUNK)
         except CopyRefused as e:
-            raise CopyRefused(f"COPY into {table}, column {columns[e.args[1]]}: "
+            raise CopyRefused(f"COPY into {self.table}, column {self.columns[e.args[1]]}: "
                               f"{e.args[0]}") from None
 
-    # Dicts that pass _orjson_writes stay dicts: orjson writes them straight
-    # from psycopg's row formatting.
-    cur.adapters.register_dumper(dict, _OrjsonDumper)
-    first = chunk(0)
-    # In autocommit the failed COPY is a transaction of its own: no savepoint.
-    savepoint = len(rows) > _JSON_CHUNK and not cur.connection.autocommit
-    if savepoint:
-        cur.execute("SAVEPOINT " + _JSON_SAVEPOINT)
-    try:
-        with cur.copy(statement) as copy:
-            write_row = copy.write_row
-            for row in first:
-                write_row(row)
-            for start in range(_JSON_CHUNK, len(rows), _JSON_CHUNK):
-                for row in chunk(start):
-                    write_row(row)
-        count = cur.rowcount if cur.rowcount >= 0 else len(rows)
-    except CopyRefused:
-        if savepoint:
-            cur.execute("ROLLBACK TO SAVEPOINT " + _JSON_SAVEPOINT)
-            cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
-        raise
-    if savepoint:
-        cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
-    return count
+    def count(self, rowcount) -> int:
+        return rowcount if rowcount >= 0 else len(self.rows)
 
 
 def _json_chunk(rows, by_column, json_columns, start, stop):
@@ -957,7 +985,9 @@ def _json_loads(data):
 class AsyncPostgreSQLAdapter(PostgreSQLAdapter):
     """PostgreSQL through psycopg's ``AsyncConnection``: the same settings,
     parameter rule, error translation and liveness check; the calls that
-    wait are coroutines.  Batches run as multi-row statements (no COPY)."""
+    wait are coroutines.  Batches plan COPY as sync ones do (from
+    ``copy_min_rows`` rows): ``copy_insert`` is the awaited twin of the sync
+    one, both shells around ``_CopyJob``."""
 
     positional_cursor = psycopg.AsyncRawCursor
 
@@ -988,8 +1018,38 @@ class AsyncPostgreSQLAdapter(PostgreSQLAdapter):
         # pool can close connections from a sync call or a fork hook).
         raw.pgconn.finish()
 
-    def insert_plan(self, raw, table, columns, values, max_params, max_bytes):
-        return DriverAdapter.insert_plan(self, raw, table, columns, values, max_params, max_bytes)
+    async def copy_insert(self, raw, table, columns, rows) -> int:
+        """``PostgreSQLAdapter.copy_insert`` (the same rules and results),
+        each round trip awaited."""
+        job = _CopyJob(table, columns, rows)
+        if not job.rows:
+            return 0
+        cur = raw.cursor()
+        try:
+            await cur.execute(_COPY_TARGET_SQL, job.target)
+            job.decide(self, cur, await cur.fetchall())
+            if job.savepoint:
+                await cur.execute("SAVEPOINT " + _JSON_SAVEPOINT)
+            try:
+                async with cur.copy(job.statement) as copy:
+                    if job.types:
+                        copy.set_types(job.types)
+                    write_row = copy.write_row
+                    for chunk in job.chunks():
+                        for row in chunk:
+                            # Formats into psycopg's buffer; waits only when
+                            # a full buffer goes out.
+                            await write_row(row)
+            except CopyRefused:
+                if job.savepoint:
+                    await cur.execute("ROLLBACK TO SAVEPOINT " + _JSON_SAVEPOINT)
+                    await cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
+                raise
+            if job.savepoint:
+                await cur.execute("RELEASE SAVEPOINT " + _JSON_SAVEPOINT)
+            return job.count(cur.rowcount)
+        finally:
+            await cur.close()
 
     async def max_statement_bytes(self, session) -> int:
         return 0
