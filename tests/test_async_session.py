@@ -774,3 +774,18 @@ async def test_a_server_warning_costs_no_round_trip_and_no_log(dialect, url, cap
     assert [w["Code"] for w in warned] == [1292]  # the server did warn
     assert after - before == 1  # our own SHOW WARNINGS only
     assert not [r for r in caplog.records if r.name.startswith("asyncmy")]
+
+
+@run_async
+async def test_unencodable_text_is_an_invalid_value_in_async_sessions(dialect, url):
+    """As in sync sessions (tests/test_parameters.py): a lone surrogate is an
+    InvalidParameterValue naming its parameter, and the session goes on."""
+    async with async_engine(url) as engine:
+        async with engine.session_manager() as s:
+            for value in ("näme \ud800", {"ü": "\udfff"}):
+                with pytest.raises(errors.InvalidParameterValue) as caught:
+                    await s.execute("SELECT %s AS a, %s AS b", (1, value))
+                assert caught.value.parameter == 1
+                assert isinstance(caught.value.orig, UnicodeEncodeError)
+            assert (await s.execute("SELECT 1 AS one")).fetchall() == [{"one": 1}]
+        assert engine.pool_stats()["connections_discarded"] == 0

@@ -577,3 +577,30 @@ def test_error_classes_sit_in_the_hierarchy():
     assert "UnsupportedParameter" in errors.__doc__ and "InvalidParameterValue" in errors.__doc__
     assert fastsess.Json is fastsess.params.Json and "Json" in fastsess.__all__
     assert fastsess.Json([1]) == fastsess.Json([1]) and fastsess.Json([1]) != fastsess.Json([2])
+
+
+# -- text the connection cannot encode (a lone surrogate) -------------------------------------
+
+UNENCODABLE = [("näme \ud800", str), ({"ü": ["x\udfff"]}, dict), (fastsess.Json(["\ud83d"]), fastsess.Json)]
+
+
+@pytest.mark.parametrize("value, python_type", UNENCODABLE)
+def test_unencodable_text_is_an_invalid_value_naming_the_parameter(engine, table, raw_connect,
+                                                                    value, python_type):
+    """A lone surrogate cannot be written in UTF-8: InvalidParameterValue naming
+    the parameter, nothing sent, the session and its connection fine (psycopg
+    let its UnicodeEncodeError through; mysqlclient's was a ProgrammingError)."""
+    with engine.session_manager() as s:
+        s.execute(f"INSERT INTO {table} (id, name) VALUES (%s, %s)", (1, "before"))
+        with pytest.raises(errors.InvalidParameterValue) as caught:
+            s.execute(f"INSERT INTO {table} (id, n, name) VALUES (%s, %s, %s)", (2, 5, value))
+        err = caught.value
+        assert err.parameter == 2 and err.python_type is python_type
+        assert isinstance(err.orig, UnicodeEncodeError) and "cannot be encoded" in str(err)
+        s.rollback()
+        with pytest.raises(errors.InvalidParameterValue) as caught:
+            s.execute(f"SELECT count(*) AS n FROM {table} WHERE name = %(name)s",
+                      {"name": ["ok", "\ud800"] if python_type is str else value})
+        assert caught.value.parameter == "name"
+        carry_on(s, table, raw_connect)
+    assert engine.pool_stats()["connections_discarded"] == 0

@@ -142,6 +142,35 @@ def invalid(value, dialect: str, reason: str, parameter=None, row=None, orig=Non
     return err
 
 
+def unencodable(exc: UnicodeEncodeError, dialect: str, params):
+    """An ``InvalidParameterValue`` for text the driver could not encode
+    (a lone surrogate, a character the connection's character set lacks),
+    naming the parameter of ``params`` that holds it: a str, or a dict or
+    ``Json`` whose JSON text does."""
+    chars = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else None
+
+    def holds(value):
+        if chars is None:
+            return False
+        if isinstance(value, str):
+            return chars in value
+        if isinstance(value, (dict, Json)):
+            try:
+                return chars in dumps(value.value if isinstance(value, Json) else value)
+            except (TypeError, ValueError):
+                return False
+        return False
+
+    where, top = locate(params, holds)
+    reason = (f"its text cannot be encoded as {exc.encoding} ({exc.reason}: {chars!r} "
+              f"at position {exc.start})")
+    if where is None:
+        return invalid(exc.object, dialect, reason, orig=exc)
+    nested = not holds(top)  # a str inside a list or tuple parameter
+    return invalid(first(top, holds) if nested else top, dialect, reason, parameter=where,
+                   orig=exc, nested=nested)
+
+
 def placed(err, dialect: str, parameter, row=None, nested=False):
     """``err`` (made by ``unsupported``/``invalid``) again, naming
     ``parameter`` (and ``row``)."""

@@ -256,7 +256,7 @@ class MySQLAdapter(DriverAdapter):
         parameters, to name the one a parameter error is about."""
         if isinstance(exc, _ParameterProblem):  # from Connection.literal
             return _params.place(exc, _DIALECT, params)
-        return mysql_translate(self, exc, connecting, MySQLdb.Error, _BY_DRIVER_CLASS)
+        return mysql_translate(self, exc, connecting, MySQLdb.Error, _BY_DRIVER_CLASS, params)
 
     # mysqlclient has no server-side binding: cursor.execute() escapes every
     # parameter with the connection's literal() and splices it into the

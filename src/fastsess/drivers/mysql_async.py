@@ -177,7 +177,7 @@ class AsyncMySQLAdapter(DriverAdapter):
         if isinstance(exc, (OSError, EOFError)):
             return errors.ConnectionLost(f"the connection broke: {type(exc).__name__}: "
                                          f"{self.scrub(str(exc))}", orig=exc)
-        return mysql_translate(self, exc, connecting, asyncmy_errors.Error, _BY_DRIVER_CLASS)
+        return mysql_translate(self, exc, connecting, asyncmy_errors.Error, _BY_DRIVER_CLASS, params)
 
     def insert_plan(self, raw, table, columns, values, max_params, max_bytes):
         rows = _faithful_rows(columns, values)

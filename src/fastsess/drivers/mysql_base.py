@@ -40,11 +40,13 @@ _BY_ERRNO = {
 }
 
 
-def translate(adapter, exc, connecting, driver_error, by_driver_class):
+def translate(adapter, exc, connecting, driver_error, by_driver_class, params=None):
     """The fastsess error for a MySQL driver's ``exc``: by the server's error
     number, else by the driver's class (``by_driver_class``: pairs for
     ``class_by_driver_type``); ``driver_error`` is the driver's base class
     (anything else is the parameters' fault: a stray %, too few values)."""
+    if isinstance(exc, UnicodeEncodeError):  # a ValueError, from the driver's escaping
+        return _params.unencodable(exc, _DIALECT, params)
     if not isinstance(exc, driver_error):
         return errors.ProgrammingError(
             f"the parameters do not fit the statement: {type(exc).__name__}: {exc}", orig=exc)

@@ -268,7 +268,9 @@ class PostgreSQLAdapter(DriverAdapter):
     # PostgreSQL expands a row-value IN list into nested expressions; around
     # 10,000 composite keys it overruns max_stack_depth (2 MB by default).
     max_row_keys = 2000
-    Error = psycopg.Error
+    # psycopg lets a UnicodeEncodeError through from its dumpers (a lone
+    # surrogate in a str or in JSON text): a parameter error like the others.
+    Error = (psycopg.Error, UnicodeEncodeError)
     #: Rows from which ``copy_insert`` (COPY FROM STDIN) beats one multi-row
     #: INSERT per chunk; 0: never use COPY.  benchmarks/bulk_insert_probe.py
     #: (6 columns, loopback, same connection): copy_insert / multi-row was
@@ -383,6 +385,8 @@ class PostgreSQLAdapter(DriverAdapter):
     def translate(self, exc, connecting=False, params=None):
         """The fastsess error for ``exc``; ``params``: the statement's
         parameters, to name the one a parameter error is about."""
+        if isinstance(exc, UnicodeEncodeError):
+            return _params.unencodable(exc, "PostgreSQL", params)
         if not connecting and isinstance(exc, (psycopg.ProgrammingError, psycopg.DataError)):
             err = _parameter_error(exc, params)
             if err is not None:
