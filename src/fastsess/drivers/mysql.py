@@ -17,6 +17,7 @@ from MySQLdb import converters
 from .. import _impl, errors
 from .. import params as _params
 from .base import BatchPlan, DriverAdapter
+from .mysql_base import connect_settings
 from .mysql_base import translate as mysql_translate
 
 _BY_DRIVER_CLASS = (
@@ -217,17 +218,7 @@ class MySQLAdapter(DriverAdapter):
         self._max_packet = 0
 
     def connect(self):
-        url = self.url
-        kwargs = {"host": url.host or "localhost", "user": url.username,
-                  "passwd": url.password, "db": url.database or None, "port": url.port,
-                  "charset": "utf8mb4", "autocommit": False, "connect_timeout": 10}
-        for k, v in url.query.items():
-            kwargs[k] = int(v) if k in ("connect_timeout", "read_timeout", "write_timeout") else v
-        kwargs.update(self.connect_args)
-        if self.readonly:
-            # Runs once as the connection opens, not on every checkout.
-            kwargs["init_command"] = "SET SESSION TRANSACTION READ ONLY"
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        kwargs = connect_settings(self)
         kwargs.setdefault("cursorclass", Cursor)
         try:
             return Connection(**kwargs)
