@@ -59,15 +59,12 @@ class AsyncSession(batch.BatchWrites, BaseSession):
     async def _checkout(self):
         if self._closed:
             self._reopen()
-        pc = self._pool.checkout_now()  # the fast path, without a coroutine
+        pc = self._pool.checkout_now()  # the fast path, without the pool's coroutine
         if pc is None:
             try:
                 pc = await self._pool.checkout()
             except EngineClosed:
                 raise self._engine_closed() from None
-        return self._took(pc)
-
-    def _took(self, pc):
         self._pc = pc
         self._log = _session_module._statements_debug(_session_module._DEBUG)
         self._cursor = None
@@ -76,11 +73,7 @@ class AsyncSession(batch.BatchWrites, BaseSession):
 
     async def _first_statement(self, run, *args):
         """See ``Session._first_statement``."""
-        pc = None if self._closed else self._pool.checkout_now()
-        if pc is None:
-            await self._checkout()
-        else:
-            self._took(pc)
+        await self._checkout()
         self._fresh = True
         try:
             return await run(self, *args)
