@@ -358,7 +358,9 @@ class Session(batch.BatchWrites, BaseSession):
         except BaseException as e:
             self._interrupted(e)
             raise
-        result = self._last = Result(cursor, self._adapter)
+        result = Result(cursor, self._adapter)
+        if cursor is self._cursor:  # the shared cursor: detach the result before its next use
+            self._last = result
         return result
 
     def execute_many(self, statement, seq_of_params):
