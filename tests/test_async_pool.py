@@ -134,19 +134,8 @@ async def test_task_cancelled_mid_query_gives_back_its_slot_and_no_stale_result(
     max_size = 2
     admin = raw_connect()
     async with async_engine(url, max_size=max_size, timeout=10) as engine:
-        victim = {}
-        started = asyncio.Event()
-
-        async def sleeper():
-            async with engine.session_manager() as s:
-                victim["bid"] = await async_backend_id(s)
-                started.set()
-                await s.execute(SLEEP_SQL[dialect])
-
-        task = asyncio.create_task(sleeper())
-        await asyncio.wait_for(started.wait(), 10)
-        # The server shows the sleep running (polled in a thread: the loop must go on).
-        await asyncio.to_thread(wait_statement_running, admin, dialect, victim["bid"], "sleep")
+        task, bid = await start_statement(engine.session_manager, admin, dialect,
+                                          SLEEP_SQL[dialect], "sleep")
         assert engine.pool_stats()["in_use"] == 1
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -155,14 +144,14 @@ async def test_task_cancelled_mid_query_gives_back_its_slot_and_no_stale_result(
         # Not reused: the interrupted connection was closed, not kept.
         assert stats["connections_discarded"] == 1 and stats["size"] == 0
         # The next 100 checkouts (2 connections, 100 tasks) each get their own value.
-        bids = await unique_values(engine, 100, avoid={victim["bid"]})
+        bids = await unique_values(engine, 100, avoid={bid})
         assert 1 <= len(bids) <= max_size
         stats = settled(engine, max_size)
         assert stats["connections_discarded"] == 1 and stats["timeouts"] == 0
         await serves_max_size_at_once(engine, max_size)
     # The server let the victim go (psycopg cancels the query; fastsess sends
     # MariaDB a KILL QUERY): nothing of it is left to wait for.
-    gone_within(admin, dialect, [victim["bid"]], 10)
+    gone_within(admin, dialect, [bid], 10)
 
 
 @run_async
@@ -180,27 +169,37 @@ async def test_scope_cancelled_mid_query_commits_nothing(dialect, url, raw_conne
     gone_within(admin, dialect, [bid], 10)
 
 
-async def cancel_in_scope(engine, admin, dialect, first, second, needle) -> int:
-    """Run ``first`` then ``second`` in an ``async_session_scope`` task and
-    cancel it once the server shows ``second`` running (``needle``); returns
-    the backend id the scope ran on."""
+async def start_statement(scope, admin, dialect, sql, needle, first=None):
+    """A task that runs ``first`` (if given) then ``sql`` in ``scope()``'s
+    session; returns (the task, the backend id it runs on) once the server
+    shows ``sql`` running (``needle``; polled in a thread: the loop goes on)."""
     started = asyncio.Event()
     victim = {}
 
     async def unit():
-        async with fastsess.async_session_scope(engine) as s:
-            await s.execute(first)
+        async with scope() as s:
+            if first is not None:
+                await s.execute(first)
             victim["bid"] = await async_backend_id(s)
             started.set()
-            await s.execute(second)
+            await s.execute(sql)
 
     task = asyncio.create_task(unit())
     await asyncio.wait_for(started.wait(), 10)
     await asyncio.to_thread(wait_statement_running, admin, dialect, victim["bid"], needle)
+    return task, victim["bid"]
+
+
+async def cancel_in_scope(engine, admin, dialect, first, second, needle) -> int:
+    """Run ``first`` then ``second`` in an ``async_session_scope`` task and
+    cancel it once the server shows ``second`` running (``needle``); returns
+    the backend id the scope ran on."""
+    task, bid = await start_statement(lambda: fastsess.async_session_scope(engine), admin,
+                                      dialect, second, needle, first)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    return victim["bid"]
+    return bid
 
 
 @run_async
@@ -401,24 +400,14 @@ async def test_backend_killed_mid_transaction_is_connection_lost_and_nothing_com
 async def test_backend_killed_during_a_statement_is_connection_lost(dialect, url, raw_connect):
     admin = raw_connect()
     async with async_engine(url, max_size=2, timeout=5) as engine:
-        started = asyncio.Event()
-        victim = {}
-
-        async def sleeper():
-            async with engine.session_manager() as s:
-                victim["bid"] = await async_backend_id(s)
-                started.set()
-                await s.execute(SLEEP_SQL[dialect])
-
-        task = asyncio.create_task(sleeper())
-        await asyncio.wait_for(started.wait(), 10)
-        await asyncio.to_thread(wait_statement_running, admin, dialect, victim["bid"], "sleep")
-        await asyncio.to_thread(kill_backend, admin, dialect, victim["bid"])
+        task, bid = await start_statement(engine.session_manager, admin, dialect,
+                                          SLEEP_SQL[dialect], "sleep")
+        await asyncio.to_thread(kill_backend, admin, dialect, bid)
         with pytest.raises(errors.ConnectionLost):
             await asyncio.wait_for(task, 10)
         stats = settled(engine, 2)
         assert stats["connections_discarded"] == 1
-        await unique_values(engine, 10, avoid={victim["bid"]})
+        await unique_values(engine, 10, avoid={bid})
 
 
 # -- cancellation at any point of a session's life ------------------------------------------------
