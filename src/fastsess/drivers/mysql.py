@@ -29,7 +29,7 @@ _BY_DRIVER_CLASS = (
 
 
 _DIALECT = "MySQL"
-_ParameterProblem = (errors.UnsupportedParameter, errors.InvalidParameterValue)
+_ParameterProblem = errors._ParameterProblem  # UnsupportedParameter, InvalidParameterValue
 _NoneType = type(None)
 _Json = _params.Json
 

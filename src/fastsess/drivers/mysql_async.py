@@ -27,7 +27,7 @@ from .mysql_base import translate as mysql_translate
 
 LOG = logging.getLogger("fastsess.pool")
 _DIALECT = "MySQL"
-_ParameterProblem = (errors.UnsupportedParameter, errors.InvalidParameterValue)
+_ParameterProblem = errors._ParameterProblem  # UnsupportedParameter, InvalidParameterValue
 _SERVER_STATUS_IN_TRANS = 1
 _BY_DRIVER_CLASS = (
     (asyncmy_errors.IntegrityError, errors.IntegrityError),

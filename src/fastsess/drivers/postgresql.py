@@ -68,7 +68,7 @@ _BY_DRIVER_CLASS = (
 
 
 _DIALECT = "PostgreSQL"
-_ParameterProblem = (errors.UnsupportedParameter, errors.InvalidParameterValue)
+_ParameterProblem = errors._ParameterProblem  # UnsupportedParameter, InvalidParameterValue
 # psycopg's messages for a parameter it cannot send (no SQLSTATE: client-side).
 _CANNOT_ADAPT = re.compile(r"^cannot adapt type '(?P<name>[^']+)'")
 _NUL_IN_TEXT = "cannot contain NUL (0x00) bytes"
