@@ -17,6 +17,11 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+#: Modules of src/fastsess compiled as they are (keep in step with
+#: fastsess._impl.COMPILED_MODULES).
+COMPILED_MODULES = ("batch", "current", "engine", "pool", "pool_async", "result", "session",
+                    "session_async")
+
 PURE = _flag("FASTSESS_PURE_PYTHON") or sys.implementation.name != "cpython"
 REQUIRE = _flag("FASTSESS_REQUIRE_EXTENSION")
 
@@ -48,6 +53,21 @@ else:
             optional=not REQUIRE,
         )
     ]
+    # The session core, compiled from its own Python source (Cython's
+    # pure-Python mode; each module's .pxd declares its classes as extension
+    # types), so the compiled and the pure implementation are one text.
+    for name in COMPILED_MODULES:
+        ext = Extension(
+            f"fastsess.{name}",
+            [f"src/fastsess/{name}.py"],
+            include_dirs=["src"],
+            extra_compile_args=extra_compile_args,
+            optional=not REQUIRE,
+        )
+        # The .py files' annotations are documentation, not C types.
+        ext.cython_directives = {"language_level": "3", "annotation_typing": False,
+                                "auto_pickle": False}
+        ext_modules.append(ext)
     cmdclass = {"build_ext": build_ext}
 
 setup(ext_modules=ext_modules, cmdclass=cmdclass)

@@ -34,6 +34,22 @@ _HOW_TO_START = {
 _reachable: dict = {}
 
 
+def pytest_sessionstart(session):
+    # A module of the session core compiled before its source was last
+    # edited would test the old code: rebuild first.
+    from fastsess import _impl
+
+    stale = []
+    for name in _impl.compiled_modules():
+        built = importlib.import_module(f"fastsess.{name}").__file__
+        source = os.path.join(os.path.dirname(built), f"{name}.py")
+        if os.path.getmtime(source) > os.path.getmtime(built):
+            stale.append(name)
+    if stale:
+        pytest.exit(f"fastsess.{', '.join(stale)}: the compiled build is older than the source; "
+                    "rebuild with: bash scripts/bootstrap.sh", returncode=4)
+
+
 def _flag(name: str) -> bool:
     """An env switch read as fastsess._impl reads it ("", "0", "false", "no": unset)."""
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")

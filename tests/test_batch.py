@@ -4,6 +4,7 @@ identifier checks and bound values)."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -78,19 +79,19 @@ def statements(monkeypatch):
     monkeypatch.setattr(PostgreSQLAdapter, "copy_min_rows", 0)
     seen = []
 
-    def spying(original):
-        def spy(self, statement, params=None, *args, **kwargs):
-            # MySQL batch inserts arrive as bytes with the literals written in.
-            seen.append(statement.decode("utf-8", "replace") if isinstance(statement, bytes)
-                        else statement)
-            return original(self, statement, params, *args, **kwargs)
-        return spy
+    def spy(statement, params, many=False):
+        # MySQL batch inserts arrive as bytes with the literals written in.
+        seen.append(statement.decode("utf-8", "replace") if isinstance(statement, bytes)
+                    else statement)
 
-    # execute() for what callers run, _write() for the batch builders' statements.
-    for name in ("execute", "_write"):
-        monkeypatch.setattr(session_module.Session, name,
-                            spying(getattr(session_module.Session, name)))
-    return seen
+    # Every statement a session runs goes through the statement log: switch
+    # it on and listen where the session writes to it.
+    monkeypatch.setattr(session_module, "_log_statement", spy)
+    log = session_module.STATEMENT_LOG
+    level = log.level
+    log.setLevel(logging.DEBUG)
+    yield seen
+    log.setLevel(level)
 
 
 def inserts(seen):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -67,7 +68,8 @@ def test_extension_preferred_when_available():
 
 
 # What fastsess._impl defines besides the kernels it re-exports.
-_IMPL_OWN = {"PURE_PYTHON", "REQUIRE_EXTENSION", "import_error", "TYPE_CHECKING", "annotations"}
+_IMPL_OWN = {"PURE_PYTHON", "REQUIRE_EXTENSION", "import_error", "TYPE_CHECKING", "annotations",
+             "COMPILED_MODULES", "compiled_modules"}
 
 
 @pytest.mark.skipif(PURE or not _native_importable(), reason="the compiled kernels are not in use")
@@ -103,3 +105,53 @@ def test_compiled_module_never_uses_the_twin():
             "import fastsess._speedups as k; assert k.build_insert('mysql', 't', ['a'], [(1,)], 1)")
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+# -- the session core compiled from its own source (setup.py, _impl.COMPILED_MODULES)
+
+_CORE = ("batch", "current", "engine", "pool", "pool_async", "result", "session", "session_async")
+
+
+@pytest.mark.skipif(not REQUIRE, reason="FASTSESS_REQUIRE_EXTENSION is not set")
+def test_session_core_compiled_when_required():
+    from fastsess import _impl, pool, session
+
+    assert _impl.compiled_modules() == list(_impl.COMPILED_MODULES)
+    assert not session.__file__.endswith(".py")
+    # The classes are extension types: their fields are C slots, not a dict.
+    assert not hasattr(session.Session, "__dictoffset__") or session.Session.__dictoffset__ == 0
+    assert type(pool.PooledConnection.__dict__["broken"]).__name__ == "getset_descriptor"
+
+
+@pytest.mark.skipif(not PURE, reason="FASTSESS_PURE_PYTHON is not set")
+def test_session_core_from_source_when_pure():
+    from fastsess import _impl, session
+
+    assert _impl.compiled_modules() == []
+    for name in _impl.COMPILED_MODULES:
+        module = sys.modules[f"fastsess.{name}"]
+        assert module.__file__.endswith(f"{name}.py"), module.__file__
+
+
+def test_pure_switch_loads_every_core_module_from_source():
+    # In a fresh interpreter, whatever this one runs: the twin's switch
+    # reaches the compiled session core too, and the two load the same API.
+    code = ("import fastsess, json, sys; from fastsess import _impl; "
+            "print(json.dumps([_impl.__impl__, _impl.compiled_modules(), "
+            "sorted(n for n, v in vars(sys.modules['fastsess.session']).items() "
+            "if getattr(v, '__module__', None) == 'fastsess.session' "
+            "and not n.startswith('__pyx'))]))")
+    env = {k: v for k, v in os.environ.items() if k != "FASTSESS_REQUIRE_EXTENSION"}
+    env["FASTSESS_PURE_PYTHON"] = "1"
+    pure = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert pure.returncode == 0, pure.stderr
+    impl, compiled, names = json.loads(pure.stdout)
+    assert (impl, compiled) == ("python", [])
+    if _native_importable():
+        env.pop("FASTSESS_PURE_PYTHON")
+        native = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                text=True)
+        assert native.returncode == 0, native.stderr
+        impl, compiled, native_names = json.loads(native.stdout)
+        assert (impl, compiled) == ("cython", list(_CORE))
+        assert native_names == names

@@ -24,7 +24,7 @@ def test_impl_tag(kernels):
     "name",
     ["row_to_dict", "rows_to_dicts", "quote_identifier", "quote_table", "build_insert", "build_upsert",
      "build_delete", "build_literal_insert", "dollar_params", "encode_key", "cache_key", "cache_get",
-     "statement_kind"],
+     "statement_kind", "column_labels", "decoded_names"],
 )
 def test_same_signatures(name):
     assert inspect.signature(getattr(native, name)) == inspect.signature(getattr(twin, name))
@@ -89,6 +89,25 @@ def test_rows_to_dicts(kernels):
     assert got == [dict(zip(names, r)) for r in rows]
     assert got[0] is not got[1]
     assert [list(d) for d in got] == [["id", "name"]] * 3
+
+
+def test_column_labels(kernels):
+    description = [("id", 23, None), ("名前", 25, None), ("id", 23, None)]
+    assert kernels.column_labels(description) == ("id", "名前", "id")
+    assert kernels.column_labels(tuple(description)) == ("id", "名前", "id")
+    assert kernels.column_labels(()) == ()
+    assert kernels.column_labels(None) is None
+    with pytest.raises(TypeError):
+        kernels.column_labels(5)
+
+
+def test_decoded_names(kernels):
+    fields = ["id".encode(), "prénom".encode("utf-8"), "prénom".encode("latin-1")]
+    assert kernels.decoded_names(fields.__getitem__, 2, "utf-8") == ("id", "prénom")
+    assert kernels.decoded_names(fields.__getitem__, 3, "latin-1")[2] == "prénom"
+    assert kernels.decoded_names(fields.__getitem__, 0, "utf-8") == ()
+    with pytest.raises(UnicodeDecodeError):
+        kernels.decoded_names(fields.__getitem__, 3, "utf-8")
 
 
 def test_rows_to_dicts_fresh_dicts(kernels):

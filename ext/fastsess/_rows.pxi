@@ -1,4 +1,4 @@
-# Row kernels: row_to_dict, rows_to_dicts (twin: fastsess/_speedups_py.py).
+# Row kernels: row_to_dict, rows_to_dicts, column_labels, decoded_names (twin: fastsess/_speedups_py.py).
 #
 # Both build the dict that dict(zip(names, row)) builds, without the zip
 # iterator and its pair tuples: keys in order of first occurrence, the last
@@ -110,3 +110,18 @@ cdef inline bint _same_items(object seq, tuple keys):
         if fs_seq_item(seq, i) != PyTuple_GET_ITEM(keys, i):
             return False
     return True
+
+
+def column_labels(description):
+    """The labels of a DB-API ``description`` (each entry's first item) as a
+    tuple; None for None (a statement without a result set)."""
+    if description is None:
+        return None
+    return tuple([d[0] for d in description])
+
+
+def decoded_names(fname, Py_ssize_t n, codec):
+    """``(fname(0).decode(codec), ..., fname(n - 1).decode(codec))``: a
+    result's field names from libpq's bytes."""
+    cdef Py_ssize_t i
+    return tuple([fname(i).decode(codec) for i in range(n)])

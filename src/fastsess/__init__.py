@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from . import _impl
+from ._impl import __impl__  # first: it decides where the compiled modules load from
 from . import errors
-from ._impl import __impl__
 from .atomic import async_atomic, atomic, in_atomic_block, on_commit
 from .cache import SessionQueryCache
 from .config import get_session_config
@@ -24,6 +25,11 @@ from .session_async import AsyncSession
 from .url import DatabaseURL
 
 __version__ = "0.1.0"
+
+if _impl.REQUIRE_EXTENSION and len(_impl.compiled_modules()) < len(_impl.COMPILED_MODULES):
+    raise ImportError(
+        "FASTSESS_REQUIRE_EXTENSION is set but these modules were not compiled: "
+        + ", ".join(sorted(set(_impl.COMPILED_MODULES) - set(_impl.compiled_modules()))))
 
 __all__ = [
     "__impl__", "__version__", "errors", "Engine", "EngineFactory", "DatabaseURL", "Result",

@@ -9,8 +9,17 @@ in fastsess imports kernels from here, never directly.
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from typing import TYPE_CHECKING
+
+#: Modules of the session core that the build also compiles from their own
+#: source (Cython's pure-Python mode, typed by the .pxd beside each; see
+#: setup.py): their compiled build is used with the compiled kernels, their
+#: source with the twin.
+COMPILED_MODULES = ("batch", "current", "engine", "pool", "pool_async", "result", "session",
+                    "session_async")
 
 
 def _flag(name: str) -> bool:
@@ -46,6 +55,8 @@ __impl__: str = _k.__impl__  # "cython" | "python"
 
 row_to_dict = _k.row_to_dict
 rows_to_dicts = _k.rows_to_dicts
+column_labels = _k.column_labels
+decoded_names = _k.decoded_names
 quote_identifier = _k.quote_identifier
 quote_table = _k.quote_table
 build_insert = _k.build_insert
@@ -60,3 +71,30 @@ QueryCacheCore = _k.QueryCacheCore
 LOCKING_READ = _k.LOCKING_READ
 statement_kind = _k.statement_kind
 socket_state = _k.socket_state
+
+
+class _SourceFinder:
+    """Loads the ``COMPILED_MODULES`` from their .py source, past a compiled
+    build of them beside it, when the twin is in use."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        package, _, name = fullname.rpartition(".")
+        if package != __package__ or name not in COMPILED_MODULES:
+            return None
+        source = os.path.join(os.path.dirname(__file__), name + ".py")
+        return importlib.util.spec_from_file_location(fullname, source)
+
+
+if __impl__ == "python" and _SourceFinder not in sys.meta_path:
+    sys.meta_path.insert(0, _SourceFinder)
+
+
+def compiled_modules() -> list:
+    """The ``COMPILED_MODULES`` imported from a compiled build."""
+    out = []
+    for name in COMPILED_MODULES:
+        module = sys.modules.get(f"{__package__}.{name}")
+        if module is not None and not module.__file__.endswith(".py"):
+            out.append(name)
+    return out

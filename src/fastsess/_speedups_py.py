@@ -67,6 +67,20 @@ def rows_to_dicts(names, rows):
     return out
 
 
+def column_labels(description):
+    """The labels of a DB-API ``description`` (each entry's first item) as a
+    tuple; None for None (a statement without a result set)."""
+    if description is None:
+        return None
+    return tuple([d[0] for d in description])
+
+
+def decoded_names(fname, n, codec):
+    """``(fname(0).decode(codec), ..., fname(n - 1).decode(codec))``: a
+    result's field names from libpq's bytes."""
+    return tuple([fname(i).decode(codec) for i in range(n)])
+
+
 def quote_identifier(dialect, name):
     """``name`` quoted as one identifier for ``dialect`` ("postgresql"/"mysql").
 

@@ -98,12 +98,16 @@ class Engine(BaseEngine):
 
     def __init__(self, url, *, query_cache=False, readonly=False, connect_args=None,
                  name=None, **options):
-        super().__init__(url, query_cache, readonly, connect_args, name, options, Pool)
+        super().__init__(url, query_cache, readonly, connect_args, name, options,
+                         self._pool_class)
         self._storage = SessionThreadStorage()
         self._borrowed = {}  # id(raw) -> PooledConnection, for get_connection()
         self._borrowed_lock = threading.Lock()
         if self._pool.min_size:
             self._pool.prefill()
+
+    #: The pool's class (a hook for integrations).
+    _pool_class = Pool
 
     def _make_adapter(self, url, connect_args, readonly):
         """The driver adapter this engine's pool connects through.  A hook

@@ -21,6 +21,7 @@ import threading
 from time import perf_counter as _clock
 
 from . import batch, counters
+from .batch import BatchWrites
 from . import config as _config
 from .cache import SessionQueryCache
 from .current import current
@@ -54,7 +55,7 @@ class _Reconnect(BaseException):
     out dead: ``Session._first_statement`` runs the statement again."""
 
 
-class BaseSession:
+class BaseSession(BatchWrites):
     """A session's state and the decisions that need no I/O, shared by the
     synchronous ``Session`` and an asynchronous twin."""
 
@@ -275,7 +276,7 @@ class BaseSession:
                 pass
 
 
-class Session(batch.BatchWrites, BaseSession):
+class Session(BaseSession):
     """A unit of work on one pooled connection (see the module docstring)."""
 
     __slots__ = ()
@@ -517,9 +518,10 @@ class Session(batch.BatchWrites, BaseSession):
 # The statement methods as defined here, for _first_statement: a subclass's
 # override (the drop-in's MySQL execute() rewrites the statement) or a
 # wrapper set on the class must not run a second time for the same call.
-_EXECUTE = Session.execute
-_WRITE = Session._write
-_RUN_BATCH = Session._run_batch
+# (Taken from the class's __dict__: compiled, Session.execute is a C method.)
+_EXECUTE = Session.__dict__["execute"]
+_WRITE = Session.__dict__["_write"]
+_RUN_BATCH = Session.__dict__["_run_batch"]
 
 
 # -- scopes around one session ------------------------------------------------

@@ -33,7 +33,7 @@ _statement_kind = _impl.statement_kind
 _cache_get = _impl.cache_get
 
 
-class AsyncSession(batch.BatchWrites, BaseSession):
+class AsyncSession(BaseSession):
     """A unit of work on one pooled connection, driven by coroutines: the
     API of ``fastsess.Session`` with ``await``."""
 

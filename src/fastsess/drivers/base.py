@@ -8,6 +8,8 @@ from __future__ import annotations
 from .. import _impl, errors
 from ..url import DatabaseURL
 
+_column_labels = _impl.column_labels
+
 
 class DriverAdapter:
     """What the pool and the sessions need from a driver."""
@@ -131,10 +133,7 @@ class DriverAdapter:
     def column_names(self, cursor) -> tuple | None:
         """The column labels of the cursor's result, or None when the
         statement returned no result set."""
-        description = cursor.description
-        if description is None:
-            return None
-        return tuple([d[0] for d in description])
+        return _column_labels(cursor.description)
 
 
 class BatchPlan:

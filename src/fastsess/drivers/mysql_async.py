@@ -183,12 +183,6 @@ class AsyncMySQLAdapter(DriverAdapter):
         rows = _faithful_rows(columns, values)
         return DriverAdapter.insert_plan(self, raw, table, columns, rows, max_params, max_bytes)
 
-    def column_names(self, cursor):
-        description = cursor.description
-        if description is None:
-            return None
-        return tuple([d[0] for d in description])
-
     async def max_statement_bytes(self, session) -> int:
         if not self._max_packet:
             row = (await session.execute("SELECT @@max_allowed_packet AS m")).fetchone()

@@ -30,6 +30,7 @@ from .base import DriverAdapter, class_by_driver_type
 
 _IDLE = pq.TransactionStatus.IDLE
 _dollar_params = _impl.dollar_params
+_decoded_names = _impl.decoded_names
 _INERROR = pq.TransactionStatus.INERROR
 _TUPLES_OK = pq.ExecStatus.TUPLES_OK
 _IN_TRANSACTION = (pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR)
@@ -348,9 +349,7 @@ class PostgreSQLAdapter(DriverAdapter):
         res = cursor.pgresult
         if res is None or res.status != _TUPLES_OK:
             return None
-        fname = res.fname
-        codec = self._names_codec
-        return tuple([fname(i).decode(codec) for i in range(res.nfields)])
+        return _decoded_names(res.fname, res.nfields, self._names_codec)
 
     def restore_defaults(self, raw) -> None:
         if not raw.closed and raw.autocommit:

@@ -39,6 +39,7 @@ from restalchemy.storage.sql import sessions as ra_sessions
 
 from .. import errors as fs_errors
 from ..engine import Engine
+from ..pool import Pool
 from . import identifiers, sessions
 
 # Stock classes, as they were when this module was first imported (install()
@@ -252,25 +253,24 @@ class PgSQLEngine(DropInEngine, StockPgSQLEngine):
         return options, connect_args, configure, reset
 
 
+class _MySQLPool(Pool):
+    """RESTAlchemy code calls mysql-connector's pool method to close a MySQL
+    engine's connections (its MySQLEngine.__del__ does): closing the pool
+    is what it means here."""
+
+    __slots__ = ()
+
+    def _remove_connections(self) -> None:
+        self.close()
+
+
 class MySQLEngine(DropInEngine, StockMySQLEngine):
     """RESTAlchemy's ``MySQLEngine`` on fastsess (mysqlclient)."""
 
     _session_class = sessions.MySQLSession
     _stock_session = ra_sessions.MySQLSession
 
-    def __init__(self, db_url, config=None, query_cache=False, readonly=False):
-        DropInEngine.__init__(self, db_url, config, query_cache, readonly)
-        # RESTAlchemy code calls mysql-connector's pool method to close a
-        # MySQL engine's connections (its MySQLEngine.__del__ does): closing
-        # the pool is what it means here.  Weak, so the pool makes no cycle.
-        pool_ref = weakref.ref(self._pool)
-
-        def _remove_connections():
-            pool = pool_ref()
-            if pool is not None:
-                pool.close()
-
-        self._pool._remove_connections = _remove_connections
+    _pool_class = _MySQLPool
 
     def _new_dialect(self):
         return identifiers.MySQLDialect()
