@@ -19,8 +19,8 @@ def _flag(name):
 
 #: Modules of src/fastsess compiled as they are (keep in step with
 #: fastsess._impl.COMPILED_MODULES).
-COMPILED_MODULES = ("batch", "current", "engine", "pool", "pool_async", "result", "session",
-                    "session_async")
+COMPILED_MODULES = ("atomic", "batch", "current", "engine", "pool", "pool_async", "result",
+                    "scopes", "session", "session_async")
 
 PURE = _flag("FASTSESS_PURE_PYTHON") or sys.implementation.name != "cpython"
 REQUIRE = _flag("FASTSESS_REQUIRE_EXTENSION")

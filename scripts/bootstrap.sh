@@ -405,9 +405,10 @@ install_hash() {
         done
         find ext src -type f \( -name '*.pyx' -o -name '*.pxi' -o -name '*.pxd' -o -name '*.h' \) \
             -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum
-        # The modules compiled from their own source: the .py beside each .pxd.
-        find src -type f -name '*.pxd' 2>/dev/null | sed 's/\.pxd$/.py/' | sort \
-            | while IFS= read -r f; do [[ -f "$f" ]] && sha256sum "$f"; done
+        # The session core is compiled from its own .py source (setup.py's
+        # COMPILED_MODULES, all in src/fastsess/): any of them changing rebuilds.
+        find src/fastsess -maxdepth 1 -type f -name '*.py' -print0 2>/dev/null | sort -z \
+            | xargs -0 -r sha256sum
     ) | sha256sum | cut -d' ' -f1
 }
 

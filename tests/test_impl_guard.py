@@ -109,7 +109,8 @@ def test_compiled_module_never_uses_the_twin():
 
 # -- the session core compiled from its own source (setup.py, _impl.COMPILED_MODULES)
 
-_CORE = ("batch", "current", "engine", "pool", "pool_async", "result", "session", "session_async")
+_CORE = ("atomic", "batch", "current", "engine", "pool", "pool_async", "result", "scopes", "session",
+         "session_async")
 
 
 @pytest.mark.skipif(not REQUIRE, reason="FASTSESS_REQUIRE_EXTENSION is not set")
@@ -131,6 +132,20 @@ def test_session_core_from_source_when_pure():
     for name in _impl.COMPILED_MODULES:
         module = sys.modules[f"fastsess.{name}"]
         assert module.__file__.endswith(f"{name}.py"), module.__file__
+
+
+def test_setup_compiles_the_modules_impl_lists():
+    # setup.py cannot import fastsess; the two lists must agree.
+    import ast
+    from pathlib import Path
+
+    from fastsess import _impl
+
+    tree = ast.parse((Path(__file__).parents[1] / "setup.py").read_text())
+    listed = [ast.literal_eval(node.value) for node in ast.walk(tree)
+              if isinstance(node, ast.Assign)
+              and any(getattr(t, "id", None) == "COMPILED_MODULES" for t in node.targets)]
+    assert listed == [_impl.COMPILED_MODULES] == [_CORE]
 
 
 def test_pure_switch_loads_every_core_module_from_source():

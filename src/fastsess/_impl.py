@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 #: source (Cython's pure-Python mode, typed by the .pxd beside each; see
 #: setup.py): their compiled build is used with the compiled kernels, their
 #: source with the twin.
-COMPILED_MODULES = ("batch", "current", "engine", "pool", "pool_async", "result", "session",
-                    "session_async")
+COMPILED_MODULES = ("atomic", "batch", "current", "engine", "pool", "pool_async", "result",
+                    "scopes", "session", "session_async")
 
 
 def _flag(name: str) -> bool:

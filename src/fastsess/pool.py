@@ -70,6 +70,17 @@ class PoolState:
 
     def __init__(self, driver, *, max_size=10, min_size=0, timeout=30.0, max_waiting=0,
                  max_idle=300.0, max_lifetime=3600.0, name=""):
+        # Checked and converted here so that the compiled build (C int and
+        # double fields) and the pure one take and keep the same values.
+        for option, value in (("max_size", max_size), ("min_size", min_size),
+                              ("max_waiting", max_waiting)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{option} must be an int, got {type(value).__name__}")
+        for option, value in (("timeout", timeout), ("max_idle", max_idle),
+                              ("max_lifetime", max_lifetime)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise TypeError(f"{option} must be a number of seconds, got {type(value).__name__}")
+        timeout, max_idle, max_lifetime = float(timeout), float(max_idle), float(max_lifetime)
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size}")
         if not 0 <= min_size <= max_size:
