@@ -26,10 +26,7 @@ from .url import DatabaseURL
 
 __version__ = "0.1.0"
 
-if _impl.REQUIRE_EXTENSION and len(_impl.compiled_modules()) < len(_impl.COMPILED_MODULES):
-    raise ImportError(
-        "FASTSESS_REQUIRE_EXTENSION is set but these modules were not compiled: "
-        + ", ".join(sorted(set(_impl.COMPILED_MODULES) - set(_impl.compiled_modules()))))
+_impl.check_compiled()  # every compiled module is imported by now
 
 __all__ = [
     "__impl__", "__version__", "errors", "Engine", "EngineFactory", "DatabaseURL", "Result",

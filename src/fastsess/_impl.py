@@ -98,3 +98,13 @@ def compiled_modules() -> list:
         if module is not None and not module.__file__.endswith(".py"):
             out.append(name)
     return out
+
+
+def check_compiled() -> None:
+    """With ``FASTSESS_REQUIRE_EXTENSION``: ImportError unless every one of
+    the ``COMPILED_MODULES`` (imported by now) came from the build."""
+    if REQUIRE_EXTENSION:
+        missing = sorted(set(COMPILED_MODULES) - set(compiled_modules()))
+        if missing:
+            raise ImportError("FASTSESS_REQUIRE_EXTENSION is set but these modules were not "
+                              f"compiled: {', '.join(missing)}")

@@ -238,6 +238,11 @@ class PoolState:
         self._idle = keep
         return to_close
 
+    def _reap_interval(self) -> float:
+        """Seconds between the reaper's rounds: a quarter of the shorter of
+        ``max_idle`` and ``max_lifetime``, within 0.05 s and 60 s."""
+        return min(max(min(self.max_idle, self.max_lifetime) / 4, 0.05), 60.0)
+
     def _shut(self) -> list:
         """Close the pool: the idle connections, for the shell to close (or
         None when it was closed already)."""
@@ -459,7 +464,7 @@ class Pool(PoolState):
         with self._lock:
             if self._reaper is not None or self._closed:
                 return
-            interval = min(max(min(self.max_idle, self.max_lifetime) / 4, 0.05), 60.0)
+            interval = self._reap_interval()
             self._reaper = threading.Thread(
                 target=_reap_loop, args=(weakref.ref(self), self._stop_reaper, interval),
                 name=f"fastsess-reaper {self.name}", daemon=True)

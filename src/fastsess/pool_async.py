@@ -233,7 +233,7 @@ class AsyncPool(PoolState):
     def _start_reaper(self) -> None:
         if self._closed:
             return
-        interval = min(max(min(self.max_idle, self.max_lifetime) / 4, 0.05), 60.0)
+        interval = self._reap_interval()
         self._reaper = self._loop.create_task(_reap_loop(weakref.ref(self), interval),
                                               name=f"fastsess-reaper {self.name}")
 

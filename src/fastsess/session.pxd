@@ -23,6 +23,7 @@ cdef class BaseSession(BatchWrites):
     cdef public bint _log
     cdef object __weakref__
 
+    cpdef _commit_state(self)
     cpdef _ended(self, bint committed, started)
     cpdef tuple _release(self)
 

@@ -195,12 +195,28 @@ class BaseSession(BatchWrites):
             self._cache.clear()
         self._dirty = True
 
+    def _before_copy(self, table, columns, values) -> None:
+        """Before a COPY (a batch plan's step): as before any write, and logged."""
+        self._before_write()
+        if self._log:
+            _log_statement(f"COPY {table} ({', '.join(columns)}) FROM STDIN", values, many=True)
+
+    def _write_cursor(self, raw, statement, params, many):
+        """The cursor a write runs on and the statement as it runs there: a
+        built statement with parameters runs as the adapter says (see
+        ``Session._write``)."""
+        if params is not None and not many:
+            return self._adapter.write_cursor(raw, statement)
+        return raw.cursor(), statement
+
     def _commit_state(self):
         """Before COMMIT: the driver connection to commit (None: nothing to
         commit on the server), or ``_ABORTED`` when an earlier error, caught
         by the caller, aborted the transaction.  Raises inside an atomic
         block or in a transaction its blocks doomed."""
         tx = self._tx
+        if tx is None and self._error is None:
+            return self._raw  # the common case
         if tx is not None:
             tx.before_commit()
         raw = self._raw
@@ -212,6 +228,25 @@ class BaseSession(BatchWrites):
         return TransactionAborted(
             f"the transaction cannot commit: an earlier error aborted it and was caught: "
             f"{type(cause).__name__}: {cause}; it has been rolled back", cause)
+
+    def _rollback_target(self):
+        """Before ROLLBACK: the driver connection to roll back, or None when
+        there is nothing to send (no connection; or a broken one, whose
+        transaction is gone with it: the error that broke it is the news)."""
+        if self._cache is not None:
+            self._cache.clear()
+        raw = self._raw
+        if raw is not None and self._pc.broken:
+            self._ended(False, None)
+            return None
+        return raw
+
+    def _rollback_error(self, exc):
+        """ROLLBACK raised ``exc`` (a driver error): the error to raise."""
+        err = self._fail(exc)
+        if self._tx is not None:
+            self._tx.on_rollback(self)
+        return err
 
     def _commit_failed(self, exc):
         """COMMIT raised ``exc`` (a driver error): the error to raise."""
@@ -381,14 +416,10 @@ class Session(BaseSession):
         if self._log:
             _log_statement(statement, params, many=many)
         try:
+            cursor, statement = self._write_cursor(raw, statement, params, many)
             if many:
-                cursor = raw.cursor()
                 cursor.executemany(statement, params)
-            elif params is not None:
-                cursor, statement = self._adapter.write_cursor(raw, statement)
-                cursor.execute(statement, params)
             else:
-                cursor = raw.cursor()
                 cursor.execute(statement, params)
         except self._driver_error as e:
             raise self._fail(e, params=None if many else params) from e
@@ -399,9 +430,7 @@ class Session(BaseSession):
 
     def _copy(self, table, columns, values) -> int:
         """Insert with the adapter's COPY (a batch plan's step)."""
-        self._before_write()
-        if self._log:
-            _log_statement(f"COPY {table} ({', '.join(columns)}) FROM STDIN", values, many=True)
+        self._before_copy(table, columns, values)
         try:
             return self._adapter.copy_insert(self._raw, table, columns, values)
         except self._adapter.CopyRefused:
@@ -446,10 +475,7 @@ class Session(BaseSession):
     # -- transaction ---------------------------------------------------------
 
     def commit(self) -> None:
-        if self._tx is None and self._error is None:
-            raw = self._raw  # (what _commit_state() says in this common case)
-        else:
-            raw = self._commit_state()
+        raw = self._commit_state()
         if raw is _ABORTED:
             self._refuse_commit()  # raises (the drop-in's rolls back quietly instead)
             raw = self._raw
@@ -477,22 +503,13 @@ class Session(BaseSession):
         raise self._aborted_error(cause) from cause
 
     def rollback(self) -> None:
-        if self._cache is not None:
-            self._cache.clear()
-        raw = self._raw
-        if raw is not None and self._pc.broken:
-            # The connection is gone and its transaction with it: there is
-            # nothing to roll back, and the error that broke it is the news.
-            self._ended(False, None)
-        elif raw is not None:
+        raw = self._rollback_target()
+        if raw is not None:
             started = _clock() if _monitor is not None else None
             try:
                 raw.rollback()
             except self._driver_error as e:
-                err = self._fail(e)
-                if self._tx is not None:
-                    self._tx.on_rollback(self)
-                raise err from e
+                raise self._rollback_error(e) from e
             except BaseException as e:
                 self._interrupted(e)
                 raise

@@ -146,14 +146,10 @@ class AsyncSession(BaseSession):
         if self._log:
             _log_statement(statement, params, many=many)
         try:
+            cursor, statement = self._write_cursor(raw, statement, params, many)
             if many:
-                cursor = raw.cursor()
                 await cursor.executemany(statement, params)
-            elif params is not None:
-                cursor, statement = self._adapter.write_cursor(raw, statement)
-                await cursor.execute(statement, params)
             else:
-                cursor = raw.cursor()
                 await cursor.execute(statement, params)
             return await self._buffered(cursor)
         except self._driver_error as e:
@@ -164,9 +160,7 @@ class AsyncSession(BaseSession):
 
     async def _copy(self, table, columns, values) -> int:
         """``Session._copy``: insert with the adapter's COPY (a batch plan's step)."""
-        self._before_write()
-        if self._log:
-            _log_statement(f"COPY {table} ({', '.join(columns)}) FROM STDIN", values, many=True)
+        self._before_copy(table, columns, values)
         try:
             return await self._adapter.copy_insert(self._raw, table, columns, values)
         except self._adapter.CopyRefused:
@@ -209,10 +203,7 @@ class AsyncSession(BaseSession):
     # -- transaction ---------------------------------------------------------
 
     async def commit(self) -> None:
-        if self._tx is None and self._error is None:
-            raw = self._raw  # (what _commit_state() says in this common case)
-        else:
-            raw = self._commit_state()
+        raw = self._commit_state()
         if raw is _ABORTED:
             await self._refuse_commit()
             raw = self._raw
@@ -237,20 +228,13 @@ class AsyncSession(BaseSession):
         raise self._aborted_error(cause) from cause
 
     async def rollback(self) -> None:
-        if self._cache is not None:
-            self._cache.clear()
-        raw = self._raw
-        if raw is not None and self._pc.broken:
-            self._ended(False, None)  # nothing to roll back (see Session.rollback)
-        elif raw is not None:
+        raw = self._rollback_target()
+        if raw is not None:
             started = _clock() if _session_module._monitor is not None else None
             try:
                 await raw.rollback()
             except self._driver_error as e:
-                err = self._fail(e)
-                if self._tx is not None:
-                    self._tx.on_rollback(self)
-                raise err from e
+                raise self._rollback_error(e) from e
             except BaseException as e:
                 self._interrupted(e)
                 raise
