@@ -272,3 +272,28 @@ async def async_backend_id(session) -> int:
     sql = ("SELECT pg_backend_pid() AS bid" if session.engine.dialect_name == "postgresql"
            else "SELECT CONNECTION_ID() AS bid")
     return int((await session.execute(sql)).fetchone()["bid"])
+
+
+class Model:
+    """A RESTAlchemy-style model over a table whose primary key is ``id``
+    (what the batch methods read of one)."""
+
+    primary_key = ("id",)
+
+    def __init__(self, table, **values):
+        self._table = table
+        self._values = values
+
+    def get_table(self):
+        return self._table
+
+    def get_storable_snapshot(self):
+        return dict(self._values)
+
+    def get_id_properties(self):
+        # The values are property objects in RESTAlchemy; only the names matter.
+        return {name: object() for name in self.primary_key}
+
+
+class KeylessModel(Model):
+    primary_key = ()

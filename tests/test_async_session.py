@@ -26,7 +26,7 @@ import fastsess
 from fastsess import Json, errors
 from fastsess.result import Result
 
-from .conftest import async_backend_id, async_engine, raw_query, run_async
+from .conftest import KeylessModel, Model, async_backend_id, async_engine, raw_query, run_async
 
 NS = uuid.UUID("8d3c7f9e-3b0a-4c55-9a43-1f0c2a6b7e10")
 AWARE = datetime.datetime(2024, 5, 6, 7, 8, 9, 123456,
@@ -69,31 +69,8 @@ def values(row: dict) -> tuple:
     return tuple(row[c] for c in COLUMNS)
 
 
-class Model:
-    """A RESTAlchemy-style model (see tests/test_batch.py): primary key ``id``."""
-
-    primary_key = ("id",)
-
-    def __init__(self, table, **values):
-        self._table = table
-        self._values = values
-
-    def get_table(self):
-        return self._table
-
-    def get_storable_snapshot(self):
-        return dict(self._values)
-
-    def get_id_properties(self):
-        return {name: object() for name in self.primary_key}
-
-
 class OtherModel(Model):
     pass
-
-
-class KeylessModel(Model):
-    primary_key = ()
 
 
 def make_schema(dialect, raw, prefix):

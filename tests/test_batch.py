@@ -12,7 +12,7 @@ import pytest
 import fastsess.session as session_module
 from fastsess import errors
 
-from .conftest import fresh_table, raw_query
+from .conftest import KeylessModel, Model, fresh_table, raw_query
 
 # Rows one 4-column INSERT can carry under the 65,535 parameter limit.
 ROWS_PER_4_COLUMN_CHUNK = 65535 // 4  # 16383
@@ -28,26 +28,6 @@ class TableRef:
         self.name = name
 
 
-class Model:
-    """A RESTAlchemy-style model over a table whose primary key is ``id``."""
-
-    primary_key = ("id",)
-
-    def __init__(self, table, **values):
-        self._table = table
-        self._values = values
-
-    def get_table(self):
-        return self._table
-
-    def get_storable_snapshot(self):
-        return dict(self._values)
-
-    def get_id_properties(self):
-        # The values are property objects in RESTAlchemy; only the names matter.
-        return {name: object() for name in self.primary_key}
-
-
 class TableObjectModel(Model):
     """``get_table()`` gives an object with ``.name`` instead of a string."""
 
@@ -59,10 +39,6 @@ class PairModel(Model):
     """A model over ``table2`` with the composite primary key ``(a, b)``."""
 
     primary_key = ("a", "b")
-
-
-class KeylessModel(Model):
-    primary_key = ()
 
 
 # -- fixtures and helpers -----------------------------------------------------

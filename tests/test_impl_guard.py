@@ -69,7 +69,7 @@ def test_extension_preferred_when_available():
 
 # What fastsess._impl defines besides the kernels it re-exports.
 _IMPL_OWN = {"PURE_PYTHON", "REQUIRE_EXTENSION", "import_error", "TYPE_CHECKING", "annotations",
-             "COMPILED_MODULES", "compiled_modules"}
+             "COMPILED_MODULES", "compiled_modules", "check_compiled"}
 
 
 @pytest.mark.skipif(PURE or not _native_importable(), reason="the compiled kernels are not in use")
