@@ -233,6 +233,11 @@ def test_invalid_pool_options():
         fastsess.create_engine("postgresql://u@127.0.0.1/db", max_size=2, min_size=3)
 
 
+# Sync and async engines: both pools are PoolState.
+_ENGINE_FACTORIES = [fastsess.create_engine, fastsess.create_async_engine]
+
+
+@pytest.mark.parametrize("factory", _ENGINE_FACTORIES, ids=["sync", "async"])
 @pytest.mark.parametrize("option, value, message", [
     ("max_size", 2.5, "max_size must be an int, got float"),
     ("min_size", True, "min_size must be an int, got bool"),
@@ -240,20 +245,22 @@ def test_invalid_pool_options():
     ("timeout", "5", "timeout must be a number of seconds, got str"),
     ("max_idle", False, "max_idle must be a number of seconds, got bool"),
 ])
-def test_pool_options_of_the_wrong_type_are_refused(option, value, message):
+def test_pool_options_of_the_wrong_type_are_refused(factory, option, value, message):
     # The same in the compiled build (C fields) and the pure one.
-    with pytest.raises(TypeError, match=f"^{message}$"):
-        fastsess.create_engine("postgresql://u@127.0.0.1/db", **{option: value})
+    for url in ("postgresql://u@127.0.0.1/db", "mysql://u@127.0.0.1/db"):
+        with pytest.raises(TypeError, match=f"^{message}$"):
+            factory(url, **{option: value})
 
 
-def test_pool_times_are_kept_as_floats():
-    engine = fastsess.create_engine("postgresql://u@127.0.0.1/db", timeout=5, max_idle=60,
-                                    max_lifetime=600, max_size=3)
+@pytest.mark.parametrize("factory", _ENGINE_FACTORIES, ids=["sync", "async"])
+def test_pool_times_are_kept_as_floats(factory):
+    engine = factory("postgresql://u@127.0.0.1/db", timeout=5, max_idle=60, max_lifetime=600,
+                     max_size=3)
     pool = engine._pool
     assert (pool.timeout, pool.max_idle, pool.max_lifetime) == (5.0, 60.0, 600.0)
     assert {type(pool.timeout), type(pool.max_idle), type(pool.max_lifetime)} == {float}
     assert type(pool.max_size) is int and pool.max_size == 3
-    engine.close()
+    assert pool.stats()["size"] == 0  # nothing connected
 
 
 def test_returning_twice_is_refused(engine):
